@@ -1,0 +1,211 @@
+"""Settings: one TOML file read into frozen dataclasses.
+
+Every section is a frozen dataclass below; every field is documented in docs/configuration.md
+(a test checks both directions). Loading is strict: an unknown section or key, a wrong type or
+a value out of range is a :class:`ConfigError` naming the key, e.g. ``server.port``.
+
+Relative paths: ``storage.data_dir`` is resolved against the directory of the config file;
+the other paths are resolved against ``storage.data_dir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from semafore.errors import SemaforeError
+
+DEFAULT_CONFIG_PATH = Path("/etc/semafore/semafore.toml")
+CONFIG_ENV_VAR = "SEMAFORE_CONFIG"
+
+
+class ConfigError(SemaforeError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    code = "config_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls_certificate: Path = Path("tls/server.crt")
+    tls_private_key: Path = Path("tls/server.key")
+    tls_ca_certificate: Path = Path("tls/ca.crt")
+    public_url: str = ""
+    max_request_bytes: int = 1_048_576
+    shutdown_timeout_seconds: float = 10.0
+
+    def _check(self) -> None:
+        _in_range("server.port", self.port, 1, 65535)
+        _in_range("server.max_request_bytes", self.max_request_bytes, 1024, 1 << 34)
+        _in_range("server.shutdown_timeout_seconds", self.shutdown_timeout_seconds, 0, 3600)
+        if self.public_url and not self.public_url.startswith("https://"):
+            raise ConfigError("server.public_url: must start with https://")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    data_dir: Path = Path("/var/lib/semafore")
+    busy_timeout_ms: int = 5000
+    reader_connections: int = 4
+    max_batch_units: int = 1000
+
+    def _check(self) -> None:
+        _in_range("storage.busy_timeout_ms", self.busy_timeout_ms, 0, 600_000)
+        _in_range("storage.reader_connections", self.reader_connections, 1, 64)
+        _in_range("storage.max_batch_units", self.max_batch_units, 1, 100_000)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "semafore.db"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration. Build it with :func:`load_settings` or :func:`settings_from_dict`."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    source: Path | None = None
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the config, made absolute against the data directory."""
+        return path if path.is_absolute() else self.storage.data_dir / path
+
+
+SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "storage": StorageSettings,
+    "logging": LoggingSettings,
+}
+
+
+def config_path_from_env(explicit: str | os.PathLike[str] | None) -> Path:
+    """The config path: the explicit one, else $SEMAFORE_CONFIG, else the production default."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV_VAR)
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load_settings(path: str | os.PathLike[str]) -> Settings:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return settings_from_dict(data, base_dir=path.resolve().parent, source=path)
+
+
+def settings_from_dict(
+    data: dict[str, Any], *, base_dir: Path | None = None, source: Path | None = None
+) -> Settings:
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        cls = SECTIONS.get(name)
+        if cls is None:
+            raise ConfigError(f"{name}: unknown section (known: {', '.join(SECTIONS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: must be a table ([{name}])")
+        sections[name] = _build_section(name, cls, value)
+    settings = Settings(**sections, source=source)
+    storage = settings.storage
+    if not storage.data_dir.is_absolute():
+        data_dir = (base_dir or Path.cwd()) / storage.data_dir
+        settings = dataclasses.replace(
+            settings, storage=dataclasses.replace(storage, data_dir=data_dir.resolve())
+        )
+    return settings
+
+
+def _build_section(section: str, cls: type, values: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{section}.{key}: unknown setting")
+        kwargs[key] = _coerce(f"{section}.{key}", hints[key], value)
+    obj = cls(**kwargs)
+    check = getattr(obj, "_check", None)
+    if check is not None:
+        check()
+    return obj
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{key}: must be one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(key, args[0], value)
+    if origin is tuple:
+        (item,) = typing.get_args(hint)[:1]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list")
+        return tuple(_coerce(f"{key}[{i}]", item, v) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f"{key}: must be a table of strings")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: must be an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: must be a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: must be a string")
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: must be a non-empty path string")
+        return Path(value)
+    raise ConfigError(f"{key}: unsupported setting type")  # pragma: no cover - programming error
+
+
+def _in_range(key: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{key}: must be between {low} and {high}, got {value}")
+
+
+def documented_keys() -> list[str]:
+    """Every ``section.key`` the settings accept (docs/configuration.md must list each)."""
+    return [f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
