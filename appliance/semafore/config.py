@@ -78,12 +78,18 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    token_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
-    """The whole configuration. Build it with :func:`load_settings` or :func:`settings_from_dict`."""
+    """The whole configuration: build it with :func:`load_settings` / :func:`settings_from_dict`."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: Path | None = None
 
     def resolve(self, path: Path) -> Path:
@@ -95,6 +101,7 @@ SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "storage": StorageSettings,
     "logging": LoggingSettings,
+    "metrics": MetricsSettings,
 }
 
 

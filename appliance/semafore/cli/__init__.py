@@ -1,1 +1,1 @@
-"""semafore.cli"""
+"""The ``semafore`` command: one module per subcommand, registered in :mod:`semafore.cli.main`."""

@@ -1,0 +1,18 @@
+"""HTTP routes, one module per feature.
+
+Each module exposes ``add_routes(app: web.Application) -> None``; :func:`semafore.app.create_app`
+calls every module in :data:`ROUTE_MODULES`. To add a feature: write ``routes/<feature>.py``,
+add one line below, describe its routes in ``web/openapi.yaml`` (a test compares both).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from semafore.web.routes import health, metrics, openapi
+
+ROUTE_MODULES: tuple[ModuleType, ...] = (
+    health,
+    metrics,
+    openapi,
+)
