@@ -115,3 +115,15 @@ CREATE TABLE refresh_tokens (
 ) STRICT;
 CREATE INDEX refresh_tokens_by_chain ON refresh_tokens(chain_id);
 CREATE INDEX refresh_tokens_by_device ON refresh_tokens(user_id, device_id);
+
+-- Every removed device (chain_id NULL) and every killed refresh chain, so that each process
+-- (the server when the CLI revokes) drops cached approvals and closes connections at once.
+-- Rows are pruned once no access token they could concern is still valid.
+CREATE TABLE session_revocations (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     TEXT NOT NULL,
+    device_id   INTEGER NOT NULL,
+    chain_id    TEXT,
+    revoked_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX session_revocations_by_time ON session_revocations(revoked_at);
