@@ -83,12 +83,99 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OtpSettings:
+    provider: Literal["console", "file", "http", "smtp"] = "console"
+    code_ttl_seconds: int = 600
+    max_failed_tries: int = 5
+    sends_per_number_15min: int = 3
+    sends_per_number_day: int = 10
+    sends_per_address_15min: int = 20
+    sends_per_address_day: int = 100
+    message: str = "Your SemaFore code is {{ code }}. It expires in {{ minutes }} minutes."
+    file_spool_dir: Path = Path("otp-spool")
+    http_url: str = ""
+    http_method: Literal["GET", "POST", "PUT"] = "POST"
+    http_headers: dict[str, str] = field(default_factory=dict)
+    http_body: str = ""
+    http_ca_file: Path | None = None
+    http_timeout_seconds: float = 10.0
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_ca_file: Path | None = None
+    smtp_username: str = ""
+    smtp_password_file: Path | None = None
+    smtp_from: str = ""
+    smtp_to: str = ""
+    smtp_timeout_seconds: float = 10.0
+
+    def _check(self) -> None:
+        _in_range("otp.code_ttl_seconds", self.code_ttl_seconds, 60, 3600)
+        _in_range("otp.max_failed_tries", self.max_failed_tries, 1, 20)
+        _in_range("otp.sends_per_number_15min", self.sends_per_number_15min, 1, 1000)
+        _in_range("otp.sends_per_number_day", self.sends_per_number_day, 1, 10_000)
+        _in_range("otp.sends_per_address_15min", self.sends_per_address_15min, 1, 1_000_000)
+        _in_range("otp.sends_per_address_day", self.sends_per_address_day, 1, 1_000_000)
+        _in_range("otp.http_timeout_seconds", self.http_timeout_seconds, 0.1, 300)
+        _in_range("otp.smtp_port", self.smtp_port, 1, 65535)
+        _in_range("otp.smtp_timeout_seconds", self.smtp_timeout_seconds, 0.1, 300)
+        if "{{" not in self.message or "code" not in self.message:
+            raise ConfigError("otp.message: must contain {{ code }}")
+        if self.provider == "http" and not self.http_url.startswith("https://"):
+            raise ConfigError("otp.http_url: an https:// URL is required for the http provider")
+        if self.provider == "smtp" and not (self.smtp_host and self.smtp_from and self.smtp_to):
+            raise ConfigError(
+                "otp.smtp_host, otp.smtp_from and otp.smtp_to: required for the smtp provider"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    issuer: str = "semafore"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_days: int = 30
+    jwt_key_overlap_seconds: int = 3600
+    devices_per_member: int = 6
+    enrolment_ticket_ttl_seconds: int = 900
+    pending_enrolment_ttl_days: int = 14
+
+    def _check(self) -> None:
+        if not self.issuer:
+            raise ConfigError("auth.issuer: must not be empty")
+        _in_range("auth.access_token_ttl_seconds", self.access_token_ttl_seconds, 30, 900)
+        _in_range("auth.refresh_token_ttl_days", self.refresh_token_ttl_days, 1, 365)
+        _in_range(
+            "auth.jwt_key_overlap_seconds",
+            self.jwt_key_overlap_seconds,
+            self.access_token_ttl_seconds,
+            30 * 86_400,
+        )
+        _in_range("auth.devices_per_member", self.devices_per_member, 1, 100)
+        _in_range(
+            "auth.enrolment_ticket_ttl_seconds", self.enrolment_ticket_ttl_seconds, 60, 86_400
+        )
+        _in_range("auth.pending_enrolment_ttl_days", self.pending_enrolment_ttl_days, 1, 365)
+
+
+@dataclass(frozen=True, slots=True)
+class OrgsSettings:
+    self_service_signup: bool = False
+    free_plan_member_limit: int = 5
+
+    def _check(self) -> None:
+        _in_range("orgs.free_plan_member_limit", self.free_plan_member_limit, 1, 10_000_000)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole configuration: build it with :func:`load_settings` / :func:`settings_from_dict`."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    otp: OtpSettings = field(default_factory=OtpSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    orgs: OrgsSettings = field(default_factory=OrgsSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: Path | None = None
 
@@ -101,6 +188,9 @@ SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "storage": StorageSettings,
     "logging": LoggingSettings,
+    "otp": OtpSettings,
+    "auth": AuthSettings,
+    "orgs": OrgsSettings,
     "metrics": MetricsSettings,
 }
 
