@@ -13,7 +13,13 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from semafore.config import ConfigError, Settings
-from semafore.services import Clock, HealthService, Services, SystemClock
+from semafore.services import (
+    Clock,
+    HealthService,
+    Services,
+    SystemClock,
+    build_identity_services,
+)
 from semafore.storage import BlobStore, Database
 from semafore.web.appkeys import METRICS, METRICS_TOKEN, SERVICES, SETTINGS
 from semafore.web.headers import add_security_headers
@@ -61,14 +67,22 @@ def _resources(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]
             metrics = app[METRICS]
             database.add_commit_observer(metrics.observe_commit)
             metrics.track_queue_depth(lambda: database.queue_depth)
+            identity = build_identity_services(settings, clock, database)
             app[SERVICES] = Services(
                 settings=settings,
                 clock=clock,
                 database=database,
                 blobs=blobs,
                 health=HealthService(database),
+                orgs=identity.orgs,
+                members=identity.members,
+                otp=identity.otp,
+                enrolment=identity.enrolment,
+                devices=identity.devices,
+                sessions=identity.sessions,
             )
-            yield
+            async with identity.background():
+                yield
         finally:
             await database.close()
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from semafore.config import Settings
 from semafore.services.clock import Clock, ManualClock, SystemClock
+from semafore.services.devices import Device, DeviceService, RevokedSession
+from semafore.services.enrolment import EnrolmentService
 from semafore.services.errors import (
     Conflict,
     Forbidden,
@@ -23,6 +25,11 @@ from semafore.services.errors import (
     Unavailable,
 )
 from semafore.services.health import HealthService
+from semafore.services.identity import IdentityServices, build_identity_services
+from semafore.services.members import Member, MemberService
+from semafore.services.orgs import Org, OrgService
+from semafore.services.otp import OtpService
+from semafore.services.sessions import DevicePrincipal, SessionService
 from semafore.storage import BlobStore, Database
 
 
@@ -33,22 +40,42 @@ class Services:
     database: Database
     blobs: BlobStore
     health: HealthService
+    # Identity (built together by build_identity_services).
+    orgs: OrgService
+    members: MemberService
+    otp: OtpService
+    enrolment: EnrolmentService
+    devices: DeviceService
+    sessions: SessionService
 
 
 __all__ = [
     "Clock",
     "Conflict",
+    "Device",
+    "DevicePrincipal",
+    "DeviceService",
+    "EnrolmentService",
     "Forbidden",
     "HealthService",
+    "IdentityServices",
     "InvalidInput",
     "LimitReached",
     "ManualClock",
+    "Member",
+    "MemberService",
     "NotFound",
+    "Org",
+    "OrgService",
+    "OtpService",
     "RateLimited",
+    "RevokedSession",
     "ServiceError",
     "Services",
+    "SessionService",
     "SystemClock",
     "TooLarge",
     "Unauthenticated",
     "Unavailable",
+    "build_identity_services",
 ]

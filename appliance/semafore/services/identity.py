@@ -69,11 +69,11 @@ class IdentityServices:
 
     async def _housekeeping(self) -> None:
         while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
             try:
                 await self.purge_expired()
             except Exception:
                 log.exception("identity housekeeping failed")
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
 
 def keys_dir(settings: Settings) -> ServerKeyStore:
