@@ -69,7 +69,9 @@ def _other_device(party: dict[str, Any]) -> DeviceKeys:
     # Alice needs a signed pre key of her own only to be a complete device; the vectors do
     # not use it, so it is derived from a label like the vectors' other fixed keys.
     identity = _identity(party)
-    spk = DHKeyPair(hashlib.sha256(f"{party['user_id']}/{party['device_id']} spk".encode()).digest())
+    spk = DHKeyPair(
+        hashlib.sha256(f"{party['user_id']}/{party['device_id']} spk".encode()).digest()
+    )
     return DeviceKeys(
         DeviceAddress(party["user_id"], party["device_id"]),
         identity,

@@ -87,8 +87,8 @@ def test_conversation_through_session_managers(
             assert envelope.header.to_bytes().hex() == event["header"]
             assert envelope.ciphertext.hex() == event["ciphertext"]
             aad = ad + envelope.header.to_bytes()
-            assert decrypt_message(message_key, envelope.ciphertext, aad).hex() == (
-                event["plaintext"]
+            assert (
+                decrypt_message(message_key, envelope.ciphertext, aad).hex() == (event["plaintext"])
             )
             assert manager.take_changes().sessions == {peer}
             on_wire[event["mid"]] = event["envelope"]
@@ -160,9 +160,7 @@ def test_skipped_store_eviction(vectors, key_queue, snapshot):
     secret, ad = bytes.fromhex(x3dh["session_secret"]), bytes.fromhex(x3dh["ad"])
     alice_q = key_queue(vector["alice_ratchet_privs"])
     bob_q = key_queue(vector["bob_ratchet_privs"])
-    alice = RatchetState.initiator(
-        secret, DHPublicKey(bytes.fromhex(bob_keys["spk_pub"])), alice_q
-    )
+    alice = RatchetState.initiator(secret, DHPublicKey(bytes.fromhex(bob_keys["spk_pub"])), alice_q)
     bob = RatchetState.responder(secret, DHKeyPair(bytes.fromhex(bob_keys["spk_priv"])))
     empty = pad(b"")
     for _ in range(3):  # the vector's script: 3 rounds

@@ -104,6 +104,15 @@ class SessionRecord:
             tuple(archived[:MAX_ARCHIVED_SESSIONS]),
         )
 
+    def with_replaced(self, old: Session, new: Session) -> SessionRecord:
+        """Update one session in place (it keeps its position and archive time)."""
+        if self.active is old:
+            return replace(self, active=new)
+        archived = tuple(
+            replace(new, archived_ms=s.archived_ms) if s is old else s for s in self.archived
+        )
+        return replace(self, archived=archived)
+
     def archive_all(self, now_ms: int) -> SessionRecord:
         if self.active is None:
             return self

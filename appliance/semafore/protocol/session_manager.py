@@ -142,6 +142,13 @@ class SessionManager:
     def _record(self, address: DeviceAddress) -> SessionRecord:
         return self._sessions.get(address) or SessionRecord(address)
 
+    def _is_current_identity(self, address: DeviceAddress, session: Session) -> bool:
+        known = self._identities.known_device(address)
+        return known is not None and (known.isk, known.ik) == (
+            session.remote_isk,
+            session.remote_ik,
+        )
+
     # --- initiator (s5) ------------------------------------------------------------------
 
     def start_session(self, bundle: Bundle, expected: DeviceAddress) -> IdentityStatus:
@@ -197,9 +204,9 @@ class SessionManager:
         record = self._sessions.get(to)
         if record is None or record.active is None:
             raise NoSession("no session with this device")
-        if not self._identities.may_send(to):
-            raise UntrustedIdentity("identity change not confirmed")
         session = record.active
+        if not self._identities.may_send(to) or not self._is_current_identity(to, session):
+            raise UntrustedIdentity("identity change not confirmed")
         ratchet, header, ciphertext = session.ratchet.encrypt(pad(content), session.associated_data)
         updated = replace(record, active=replace(session, ratchet=ratchet))
         return updated, Envelope(self.address, to, header, ciphertext, session.pending_prekey)
@@ -258,7 +265,11 @@ class SessionManager:
                 errors.append(exc)
                 continue
             record = self._record(envelope.sender)
-            self._commit_record(record.with_active(updated, self._now_ms(), session))
+            if self._is_current_identity(envelope.sender, session):
+                record = record.with_active(updated, self._now_ms(), session)
+            else:  # a late message for a replaced identity: decrypt, but never send on it
+                record = record.with_replaced(session, updated)
+            self._commit_record(record)
             return ReceivedMessage(envelope.sender, content, IdentityStatus.UNCHANGED, False)
         # Report a duplicate as such (callers may ack and drop it); otherwise the first error.
         raise next((e for e in errors if isinstance(e, DuplicateMessage)), errors[0])
