@@ -41,8 +41,11 @@ def test_decision_table(verified):
         assert not rekeyed.verified and not added.verified  # safety number changed
         assert rekeyed.devices[1].needs_confirmation and added.devices[2].needs_confirmation
         assert not added.devices[1].needs_confirmation
-        # Seeing the held identity again is still blocked until the user confirms.
+        # Seeing the held identity again is still blocked until the user confirms, and so
+        # is yet another identity for the held device (no unblocking by changing twice).
         assert decide(rekeyed, BOB1, *k2)[0] is IdentityStatus.BLOCKED
+        again_status, again = decide(rekeyed, BOB1, *k3)
+        assert again_status is IdentityStatus.BLOCKED and again.devices[1].needs_confirmation
     else:
         assert rekeyed_status is IdentityStatus.CHANGED
         assert new_status is IdentityStatus.NEW_DEVICE
@@ -87,6 +90,7 @@ def test_contact_serialisation_is_strict():
         {**data, "devices": data["devices"] * 2},
         {**data, "devices": [{**data["devices"][0], "device_id": 0}]},
         {**data, "devices": [{**data["devices"][0], "needs_confirmation": "no"}]},
+        {**data, "devices": [5]},
     ):
         with pytest.raises(DecodeError):
             ContactIdentity.from_dict(broken)

@@ -12,8 +12,10 @@ from .attachment import (
     decrypt_attachment,
     encrypt_attachment,
 )
+from .binding import verify_identity_binding, verify_signed_pre_key
 from .bundle import Bundle
 from .content import AttachmentPointer, Content, GroupRef
+from .encoding import b64u_decode, b64u_encode
 from .envelope import Envelope, PreKeyBlock, SendRequest
 from .errors import (
     DecodeError,
@@ -81,6 +83,8 @@ __all__ = [
     "UnknownIdentity",
     "UnknownPreKey",
     "UntrustedIdentity",
+    "b64u_decode",
+    "b64u_encode",
     "decrypt_attachment",
     "encrypt_attachment",
     "fingerprint_digits",
@@ -88,4 +92,6 @@ __all__ = [
     "safety_number",
     "unpad",
     "user_fingerprint",
+    "verify_identity_binding",
+    "verify_signed_pre_key",
 ]

@@ -97,8 +97,8 @@ class ContactIdentity:
         entries = obj.get("devices")
         if not isinstance(entries, list) or not isinstance(obj.get("verified"), bool):
             raise DecodeError("invalid contact identity")
-        for entry in entries:
-            addr = DeviceAddress.from_dict({"user_id": obj.get("user_id"), **entry})
+        for entry in map(require_object, entries):
+            addr = DeviceAddress.from_dict({**entry, "user_id": obj.get("user_id")})
             flag = entry.get("needs_confirmation")
             if not isinstance(flag, bool) or addr.device_id in devices:
                 raise DecodeError("invalid contact identity")
@@ -133,8 +133,9 @@ def decide(
     if known is not None and (known.isk, known.ik) == (isk, ik):
         status = IdentityStatus.BLOCKED if known.needs_confirmation else IdentityStatus.UNCHANGED
         return status, contact
-    if contact.verified:
-        # The safety number changed: clear "verified", hold this device until confirmed.
+    if contact.verified or (known is not None and known.needs_confirmation):
+        # The safety number changed: clear "verified", hold this device until confirmed. A
+        # device already on hold stays on hold whatever it changes to next.
         held = KnownDevice(isk, ik, needs_confirmation=True)
         return IdentityStatus.BLOCKED, replace(
             contact.with_device(address.device_id, held), verified=False
