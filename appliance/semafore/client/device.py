@@ -25,7 +25,9 @@ from semafore.protocol import (
     DeviceAddress,
     InvalidSignature,
     ProtocolError,
+    SafetyNumber,
     SendRequest,
+    safety_number,
 )
 from semafore.protocol.binding import verify_identity_binding
 from semafore.protocol.constants import OPK_BATCH, OPK_REFILL_BELOW
@@ -160,6 +162,24 @@ class Device:
                 ) from None
         return listed
 
+    async def refresh_identities(self, users: Sequence[str]) -> None:
+        """Fetch the users' (and this user's) device lists and record their identities."""
+        await self._current_targets(users)
+
+    def safety_number(self, user_id: str) -> SafetyNumber:
+        """PROTOCOL s8 over every device known for both users (this one included)."""
+        m = self.state.manager
+        own_keys = m.device.identity
+        mine = [(own_keys.isk, own_keys.ik)]
+        own_contact = m.identities.contact(self.address.user_id)
+        if own_contact is not None:
+            mine += [(d.isk, d.ik) for d in own_contact.devices.values()]
+        contact = m.identities.contact(user_id)
+        if contact is None or not contact.devices:
+            raise UnknownContact(f"no known devices for {user_id}")
+        theirs = [(d.isk, d.ik) for d in contact.devices.values()]
+        return safety_number(self.address.user_id, mine, user_id, theirs)
+
     async def resend_unsent(self) -> int:
         """Resend requests stored but not acknowledged by the server (after a crash)."""
         count = 0
@@ -178,13 +198,21 @@ class Device:
 
     # -- receiving --------------------------------------------------------------------------
 
-    async def handle(self, delivery: Delivery) -> Received | None:
-        """Decrypt and commit one delivery, then ack it. Returns the message if it is new."""
+    def accept(self, delivery: Delivery) -> Received | None:
+        """Decrypt and commit one delivery; the caller acks it after this returns.
+
+        Returns the message if it is new; None for a repeat or an undecryptable envelope
+        (noted in `warnings`), which must be acked all the same.
+        """
         try:
-            received = self.messenger.receive(delivery.envelope, delivery.server_id)
+            return self.messenger.receive(delivery.envelope, delivery.server_id)
         except Undecryptable as exc:
             self.warnings.append(exc.message)
-            received = None
+            return None
+
+    async def handle(self, delivery: Delivery) -> Received | None:
+        """Decrypt and commit one delivery, then ack it. Returns the message if it is new."""
+        received = self.accept(delivery)
         await self.relay.ack([delivery.server_id])
         return received
 

@@ -23,10 +23,11 @@ _CODE_ERRORS: dict[str, type[errors.ServerError]] = {
     "device_revoked": errors.Revoked,
     "member_revoked": errors.Revoked,
     "device_rejected": errors.Revoked,
-    "device_mismatch": errors.StaleDevices,
+    "device_list_stale": errors.StaleDevices,
     "stale_devices": errors.StaleDevices,
 }
 _STATUS_ERRORS: dict[int, type[errors.ServerError]] = {
+    409: errors.ServerError,
     401: errors.Unauthorised,
     404: errors.NotFound,
     429: errors.RateLimited,
