@@ -63,6 +63,7 @@ async def identity_env(
     await database.open()
     clock = clock or ManualClock()
     try:
+        await _audit_table_until_its_migration_lands(database)
         services = build_identity_services(settings, clock, database)
         yield IdentityEnv(settings, clock, database, services)
         await services.otp.wait_for_deliveries()
@@ -70,8 +71,21 @@ async def identity_env(
         await database.close()
 
 
+async def _audit_table_until_its_migration_lands(database: Database) -> None:
+    # TEMPORARY: the audit log's own migration (0003) is being written in parallel; until it
+    # lands, give append_event a table of the same shape. A no-op once the real one exists.
+    async def unit(conn: Any) -> None:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS audit_entries (seq INTEGER PRIMARY KEY, at_ms INTEGER,"
+            " org_id TEXT, actor TEXT, event TEXT, target TEXT, data TEXT, prev_hash BLOB,"
+            " hash BLOB)"
+        )
+
+    await database.write("test.audit_table", unit)
+
+
 @dataclass
-class TestDevice:
+class EnrollingDevice:
     """A device's real key material, enough to register (PROTOCOL.md s4)."""
 
     identity: IdentityKeyPair = field(default_factory=IdentityKeyPair.generate)
@@ -97,3 +111,37 @@ class TestDevice:
         }
         body.update(overrides)
         return body
+
+
+async def org_with_member(
+    env: IdentityEnv, *, admin_phone: str = "+447700900001", member_phone: str = "+447700900002"
+) -> tuple[str, str, str]:
+    """A fresh organisation with an admin and one member: (org_id, admin_id, member_id)."""
+    org, admin = await env.services.orgs.create_org("Acme", admin_phone)
+    member = await env.services.members.add_member(org.org_id, member_phone, actor="operator")
+    return org.org_id, admin.user_id, member.user_id
+
+
+async def enrol_device(
+    env: IdentityEnv, phone: str, device: EnrollingDevice | None = None
+) -> tuple[Any, str]:
+    """Request, prove and register: returns (Registration, enrolment secret)."""
+    s = env.services
+    await s.enrolment.request_code(phone, client_address="192.0.2.1")
+    ticket = await s.enrolment.verify_code(phone, await env.last_code(phone))
+    device = device or EnrollingDevice()
+    registration = await s.enrolment.register(
+        ticket.ticket, device.registration(ticket.user_id, ticket.device_id)
+    )
+    return registration, registration.enrolment_secret
+
+
+async def approved_device(env: IdentityEnv, org_id: str, phone: str) -> tuple[Any, Any]:
+    """An enrolled and approved device: (Registration, TokenPair)."""
+    registration, secret = await enrol_device(env, phone)
+    await env.services.devices.approve(
+        org_id, registration.user_id, registration.device_id, actor="operator"
+    )
+    status = await env.services.enrolment.status(secret)
+    assert status.status == "approved" and status.tokens is not None
+    return registration, status.tokens

@@ -84,7 +84,7 @@ async def existing_phone_hmacs(
 
 async def list_members(conn: aiosqlite.Connection, org_id: str) -> list[MemberRow]:
     async with conn.execute(
-        f"{_SELECT} WHERE m.org_id = ? ORDER BY m.joined_at, m.user_id", (org_id,)
+        f"{_SELECT} WHERE m.org_id = ? ORDER BY m.joined_at, m.rowid", (org_id,)
     ) as cursor:
         return [_row(r) for r in await cursor.fetchall()]
 

@@ -43,7 +43,7 @@ async def get_org(conn: aiosqlite.Connection, org_id: str) -> OrgRow | None:
 
 
 async def list_orgs(conn: aiosqlite.Connection) -> list[OrgRow]:
-    async with conn.execute(f"{_SELECT} ORDER BY o.created_at, o.org_id") as cursor:
+    async with conn.execute(f"{_SELECT} ORDER BY o.created_at, o.rowid") as cursor:
         return [_row(r) for r in await cursor.fetchall()]
 
 
