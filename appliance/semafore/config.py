@@ -83,6 +83,79 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RelaySettings:
+    envelope_max_bytes: int = 98_304
+    send_max_envelopes: int = 1000
+    send_max_bytes: int = 4_194_304
+    queue_max_messages: int = 10_000
+    queue_max_bytes: int = 104_857_600
+    message_ttl_days: int = 30
+    idempotency_hours: int = 24
+    expiry_interval_seconds: float = 300.0
+    fetch_max_envelopes: int = 500
+    frame_max_envelopes: int = 100
+    frame_max_bytes: int = 262_144
+    socket_outbox_envelopes: int = 1000
+    socket_max_unacked: int = 2000
+    heartbeat_seconds: float = 30.0
+    auth_timeout_seconds: float = 10.0
+    bundle_fetches_per_minute: int = 6
+    opk_max_per_upload: int = 100
+    opk_max_stored: int = 500
+    opk_refill_below: int = 20
+    spk_retention_days: int = 30
+
+    def _check(self) -> None:
+        _in_range("relay.envelope_max_bytes", self.envelope_max_bytes, 256, 16_777_216)
+        _in_range("relay.send_max_envelopes", self.send_max_envelopes, 1, 10_000)
+        _in_range("relay.send_max_bytes", self.send_max_bytes, 1024, 268_435_456)
+        _in_range("relay.queue_max_messages", self.queue_max_messages, 1, 10_000_000)
+        _in_range("relay.queue_max_bytes", self.queue_max_bytes, 1024, 1 << 40)
+        _in_range("relay.message_ttl_days", self.message_ttl_days, 1, 3650)
+        _in_range("relay.idempotency_hours", self.idempotency_hours, 1, 24 * 365)
+        _in_range("relay.expiry_interval_seconds", self.expiry_interval_seconds, 0.01, 86_400)
+        _in_range("relay.fetch_max_envelopes", self.fetch_max_envelopes, 1, 10_000)
+        _in_range("relay.frame_max_envelopes", self.frame_max_envelopes, 1, 10_000)
+        _in_range("relay.frame_max_bytes", self.frame_max_bytes, 1024, 67_108_864)
+        _in_range("relay.socket_outbox_envelopes", self.socket_outbox_envelopes, 1, 1_000_000)
+        _in_range("relay.socket_max_unacked", self.socket_max_unacked, 1, 1_000_000)
+        _in_range("relay.heartbeat_seconds", self.heartbeat_seconds, 1, 3600)
+        _in_range("relay.auth_timeout_seconds", self.auth_timeout_seconds, 0.1, 600)
+        _in_range("relay.bundle_fetches_per_minute", self.bundle_fetches_per_minute, 1, 1_000_000)
+        _in_range("relay.opk_max_per_upload", self.opk_max_per_upload, 1, 1000)
+        _in_range("relay.opk_max_stored", self.opk_max_stored, 1, 100_000)
+        _in_range("relay.opk_refill_below", self.opk_refill_below, 0, 100_000)
+        _in_range("relay.spk_retention_days", self.spk_retention_days, 1, 3650)
+        if self.envelope_max_bytes > self.send_max_bytes:
+            raise ConfigError("relay.envelope_max_bytes: must not exceed relay.send_max_bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class PushSettings:
+    enabled: bool = True
+    allow_http: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    ca_file: Path | None = None
+    coalesce_seconds: float = 0.5
+    min_interval_seconds: float = 10.0
+    timeout_seconds: float = 10.0
+    max_attempts: int = 6
+    backoff_initial_seconds: float = 2.0
+    backoff_max_seconds: float = 300.0
+
+    def _check(self) -> None:
+        _in_range("push.coalesce_seconds", self.coalesce_seconds, 0, 3600)
+        _in_range("push.min_interval_seconds", self.min_interval_seconds, 0, 86_400)
+        _in_range("push.timeout_seconds", self.timeout_seconds, 0.1, 300)
+        _in_range("push.max_attempts", self.max_attempts, 1, 100)
+        _in_range("push.backoff_initial_seconds", self.backoff_initial_seconds, 0.01, 3600)
+        _in_range("push.backoff_max_seconds", self.backoff_max_seconds, 0.01, 86_400)
+        for host in self.allowed_hosts:
+            if not host or "/" in host or ":" in host:
+                raise ConfigError("push.allowed_hosts: entries are bare host names")
+
+
+@dataclass(frozen=True, slots=True)
 class OtpSettings:
     provider: Literal["console", "file", "http", "smtp"] = "console"
     code_ttl_seconds: int = 600
@@ -177,6 +250,8 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     orgs: OrgsSettings = field(default_factory=OrgsSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
+    push: PushSettings = field(default_factory=PushSettings)
     source: Path | None = None
 
     def resolve(self, path: Path) -> Path:
@@ -192,6 +267,8 @@ SECTIONS: dict[str, type] = {
     "auth": AuthSettings,
     "orgs": OrgsSettings,
     "metrics": MetricsSettings,
+    "relay": RelaySettings,
+    "push": PushSettings,
 }
 
 

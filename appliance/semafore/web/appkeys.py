@@ -11,11 +11,14 @@ from aiohttp import web
 
 from semafore.config import Settings
 from semafore.services import Services
+from semafore.services.messaging import MessagingServices
 from semafore.web.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 METRICS = web.AppKey("metrics", Metrics)
+# The relay (key directory, queue, delivery hub, push), set at start-up by routes/messages.py.
+MESSAGING = web.AppKey("messaging", MessagingServices)
 # The API contract rendered as JSON once at start-up (served at /v1/openapi.json).
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 # The bearer token that /metrics requires, or None (then only loopback peers may scrape).

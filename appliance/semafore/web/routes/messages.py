@@ -1,0 +1,110 @@
+"""Sending and the HTTP fetch-and-ack path; also starts the relay's services.
+
+``POST /v1/messages`` takes the PROTOCOL.md s7.2 request; ``GET /v1/messages?limit=`` and
+``POST /v1/messages/ack`` serve clients that cannot hold a WebSocket. Envelopes are rendered
+from their stored bytes, never re-parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from semafore.services import TooLarge
+from semafore.services.delivery import CLOSE_SHUTDOWN
+from semafore.services.messaging import build_messaging_services
+from semafore.storage.relay_queue import QueuedEnvelope
+from semafore.web.appkeys import MESSAGING, METRICS, SERVICES, SETTINGS
+from semafore.web.bodies import JSON_CONTENT_TYPE, json_response, parse_json_object
+from semafore.web.push_transport import HttpPushTransport
+from semafore.web.relay_auth import device_principal
+from semafore.web.relay_metrics import register_relay_metrics
+
+
+async def send(request: web.Request) -> web.Response:
+    principal = await device_principal(request)
+    body = parse_json_object(await read_capped(request, request.app[SETTINGS].relay.send_max_bytes))
+    answer = await request.app[MESSAGING].relay.send(
+        (principal.user_id, principal.device_id), principal.org_id, body
+    )
+    return json_response(answer.to_json())
+
+
+async def fetch(request: web.Request) -> web.Response:
+    principal = await device_principal(request)
+    raw = request.query.get("limit")
+    limit = int(raw) if raw is not None and raw.isdigit() and len(raw) <= 6 else None
+    if raw is not None and limit is None:
+        limit = 0  # the service answers invalid_limit
+    rows, more = await request.app[MESSAGING].relay.fetch(
+        (principal.user_id, principal.device_id), limit
+    )
+    body = b'{"messages":[' + b",".join(map(render_item, rows)) + b'],"more":'
+    body += b"true}" if more else b"false}"
+    return web.Response(body=body, content_type=JSON_CONTENT_TYPE)
+
+
+async def ack(request: web.Request) -> web.Response:
+    principal = await device_principal(request)
+    body = parse_json_object(await read_capped(request, request.app[SETTINGS].relay.send_max_bytes))
+    acked = await request.app[MESSAGING].relay.ack(
+        (principal.user_id, principal.device_id), body.get("ids")
+    )
+    return json_response({"acked": acked})
+
+
+def render_item(row: QueuedEnvelope) -> bytes:
+    """One delivered envelope: the server id (an opaque string), queue time, stored bytes."""
+    return b'{"id":"%d","ts":%d,"envelope":%s}' % (row.id, row.queued_at, row.envelope)
+
+
+async def read_capped(request: web.Request, limit: int) -> bytes:
+    """The body as JSON bytes, at most ``limit`` (this route's cap, not the server-wide one)."""
+    if request.content_type != JSON_CONTENT_TYPE:
+        raise web.HTTPUnsupportedMediaType(text=f"send the body as {JSON_CONTENT_TYPE}")
+    too_large = TooLarge(f"the body is larger than {limit} bytes", code="payload_too_large")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def add_routes(app: web.Application) -> None:
+    app.cleanup_ctx.append(_messaging)
+    app.on_shutdown.append(_close_sockets)
+    app.router.add_post("/v1/messages", send)
+    app.router.add_get("/v1/messages", fetch)
+    app.router.add_post("/v1/messages/ack", ack)
+
+
+async def _messaging(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    transport = HttpPushTransport(services.settings)
+    messaging = build_messaging_services(
+        services.settings,
+        services.clock,
+        services.database,
+        devices=services.devices,
+        push_transport=transport,
+    )
+    app[MESSAGING] = messaging
+    register_relay_metrics(app[METRICS], messaging)
+    try:
+        async with messaging.background():
+            yield
+    finally:
+        await transport.close()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    # Before the runner waits for handlers: WebSocket handlers return once told to close.
+    messaging = app.get(MESSAGING)
+    if messaging is not None:
+        messaging.hub.close_all(CLOSE_SHUTDOWN)
