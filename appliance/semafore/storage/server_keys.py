@@ -3,7 +3,10 @@
 * Symmetric keys (32 random bytes each, one file per purpose): ``phone-seal.key`` (AES-256-GCM
   for phone numbers at rest), ``phone-lookup.key`` (HMAC for phone lookups), ``otp.key`` (HMAC
   of OTP codes and rate-limit subjects), ``token.key`` (HMAC of refresh tokens, enrolment
-  tickets and credentials).
+  tickets and credentials; also of admin sessions, API tokens and recovery codes, each under its
+  own domain string), ``admin-totp.key`` (AES-256-GCM for admins' TOTP secrets at rest),
+  ``audit-checkpoint.key`` (the Ed25519 seed that signs audit log checkpoints; its public half
+  is stored in the database with the checkpoints, see docs/audit.md).
 * ``jwt-signing.json``: the Ed25519 keys that sign access tokens, each with a ``kid``. The newest
   key without ``retired_at`` signs; retired keys still verify until their overlap window ends.
 
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from semafore.storage.errors import StorageError
 
-SECRET_NAMES = ("phone-seal", "phone-lookup", "otp", "token")
+SECRET_NAMES = ("phone-seal", "phone-lookup", "otp", "token", "admin-totp", "audit-checkpoint")
 SECRET_BYTES = 32
 JWT_KEYRING = "jwt-signing.json"
 
