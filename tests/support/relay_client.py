@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import types
 import os
 import ssl
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,10 @@ from typing import Any
 import aiohttp
 
 from semafore.protocol.encoding import b64u_encode
-from semafore.services import Services
+from semafore.services import ManualClock, Services
+from semafore.services.messaging import MessagingServices, build_messaging_services
 from semafore.storage.otp_spool import read_spool
-from support.identity import EnrollingDevice
+from support.identity import EnrollingDevice, identity_env
 
 Address = tuple[str, int]
 
@@ -220,6 +223,40 @@ class WsClient:
         await self.ws.close()
         if self._owned is not None:
             await self._owned.close()
+
+
+@contextlib.asynccontextmanager
+async def messaging_env(
+    tmp_path: Path,
+    *,
+    clock: ManualClock | None = None,
+    push_transport: Any = None,
+    **sections: dict[str, Any],
+) -> AsyncIterator[MessagingEnv]:
+    """Identity and relay services on one real database under ``tmp_path`` (no HTTP)."""
+    config = {**RELAY_TEST_CONFIG}
+    for name, values in sections.items():
+        config[name] = {**config.get(name, {}), **values}
+    async with identity_env(tmp_path, clock=clock, **config) as env:
+        messaging = build_messaging_services(
+            env.settings, env.clock, env.database,
+            devices=env.services.devices, push_transport=push_transport,
+        )
+        services = types.SimpleNamespace(settings=env.settings, **{
+            name: getattr(env.services, name)
+            for name in ("orgs", "members", "otp", "enrolment", "devices")
+        })
+        yield MessagingEnv(env, messaging, services)
+
+
+@dataclass
+class MessagingEnv:
+    identity: Any
+    messaging: MessagingServices
+    services: Any
+
+    async def world(self, devices_per_member: Sequence[int], **kwargs: int) -> World:
+        return await setup_world(self.services, devices_per_member, **kwargs)
 
 
 async def wait_until_empty(device: RelayDevice, timeout: float = 10) -> None:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
-from semafore.cli.common import CliError, add_config_option, load_settings
+from semafore.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    CliError,
+    add_config_option,
+    load_settings,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    from semafore.storage.backup import backup_database  # lands with the storage hardening
+    from semafore.storage.backup import backup_database
 
     settings = load_settings(args)
     source = settings.storage.database_path
@@ -33,5 +40,14 @@ def run(args: argparse.Namespace) -> int:
     if args.to.exists():
         raise CliError(f"--to: {args.to} already exists; choose a new file")
     report = asyncio.run(backup_database(source, args.to))
-    print(report)
-    return 0
+    print(
+        f"backup: {report.path} ({report.size_bytes} bytes, schema version "
+        f"{report.schema_version}, {report.seconds:.2f}s)"
+    )
+    if report.ok:
+        print("integrity check: ok")
+        return EXIT_OK
+    print("integrity check: FAILED", file=sys.stderr)
+    for problem in report.problems[:20]:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_FAILURE

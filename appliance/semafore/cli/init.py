@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="DNS name clients use to reach the appliance (repeatable)",
     )
     parser.add_argument(
-        "--ip", action="append", default=[], metavar="ADDR", type=_ip,
+        "--ip", action="append", default=[], metavar="ADDR", type=ip_argument,
         help="IP address clients use to reach the appliance (repeatable)",
     )
     parser.add_argument("--port", type=_port, default=SERVER_DEFAULTS.port, metavar="N",
@@ -71,16 +71,20 @@ def _port(value: str) -> int:
     return port
 
 
-def _ip(value: str) -> pki.IPAddress:
+def ip_argument(value: str) -> pki.IPAddress:
     try:
         return ipaddress.ip_address(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an IP address: {value!r}") from None
 
 
+def valid_hostname(name: str) -> bool:
+    return bool(_HOSTNAME.fullmatch(name))
+
+
 def run(args: argparse.Namespace) -> int:
     for name in args.hostname:
-        if not _HOSTNAME.fullmatch(name):
+        if not valid_hostname(name):
             raise CliError(f"--hostname: not a valid DNS name: {name!r}")
     if args.new_ca and not args.force:
         raise CliError("--new-ca only makes sense with --force")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from semafore import __version__
-from semafore.cli import backup, check_config, init, migrate, serve
+from semafore.cli import backup, check_config, init, migrate, renew_certificate, serve
 from semafore.cli.common import EXIT_FAILURE, EXIT_USAGE, CliError
 from semafore.errors import SemaforeError
 
@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     check_config,
     migrate,
     backup,
+    renew_certificate,
 )
 
 
