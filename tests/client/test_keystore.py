@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from memory_relay import TEST_KEK, MemoryRelay, make_device, reopen
 
 from semafore.client.device_state import DeviceState
 from semafore.client.errors import KeystoreError, KeystoreExists, WrongPassphrase
@@ -22,6 +21,8 @@ from semafore.client.messaging import Messenger
 from semafore.client.sealing import ScryptParams
 from semafore.protocol import DeviceAddress
 from semafore.protocol.encoding import b64u_encode
+
+from .memory_relay import TEST_KEK, MemoryRelay, make_device, reopen
 
 FAST_SCRYPT = ScryptParams.fresh(n=2**14)
 WORKER = Path(__file__).with_name("crash_worker.py")

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from memory_relay import MemoryRelay, make_device, reopen
 
 from semafore.client.errors import UnknownContact, UntrustedIdentity
 from semafore.protocol import DeviceAddress
+
+from .memory_relay import MemoryRelay, make_device, reopen
 
 
 @pytest.fixture

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from semafore import __version__
-from semafore.cli import backup, check_config, init, migrate, renew_certificate, serve
+from semafore.cli import (
+    backup,
+    check_config,
+    init,
+    migrate,
+    renew_certificate,
+    serve,
+    verify,
+)
 from semafore.cli.common import EXIT_FAILURE, EXIT_USAGE, CliError
 from semafore.errors import SemaforeError
 
@@ -24,6 +32,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     migrate,
     backup,
     renew_certificate,
+    verify,
 )
 
 

@@ -12,17 +12,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from semafore.cli.common import add_config_option, load_settings
-from semafore.cli.verify_run import VerificationRun
+from semafore.client.probe import Probe, enrol_probe, receive_text
 from semafore.config import Settings
+from semafore.errors import SemaforeError
+from semafore.services import SystemClock, build_identity_services
+from semafore.services.verification import (
+    CapturingOtpProvider,
+    Needle,
+    Scanner,
+    ScanResult,
+    Throwaway,
+    VerificationAccounts,
+    database_files,
+)
+from semafore.storage import Database
+
+T = TypeVar("T")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,16 +58,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--ca", type=Path, help="appliance CA certificate (default: from config)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
-        "--log-file", action="append", type=Path, default=[], metavar="PATH",
+        "--log-file",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
         help="also search this log file (repeatable)",
     )
     parser.add_argument(
-        "--journal-unit", default="semafore", metavar="UNIT",
+        "--journal-unit",
+        default="semafore",
+        metavar="UNIT",
         help="systemd unit whose journal is searched (default: semafore)",
     )
     parser.add_argument("--no-journal", action="store_true", help="do not search the journal")
     parser.add_argument(
-        "--text", metavar="TEXT",
+        "--text",
+        metavar="TEXT",
         help="send exactly this text (default: a random marker); searched for like the rest",
     )
     parser.add_argument(
@@ -77,24 +101,158 @@ def server_url(settings: Settings, override: str | None) -> str:
     return f"https://localhost:{settings.server.port}"
 
 
-async def _verify(settings: Settings, args: argparse.Namespace) -> dict:
+async def _verify(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     texts = (
         args.text or f"semafore-verify {secrets.token_hex(12)} first message",
         f"semafore-verify {secrets.token_hex(12)} reply",
     )
-    with tempfile.TemporaryDirectory(prefix="semafore-verify-") as tmp:
-        run_ = VerificationRun(
-            settings,
-            server_url(settings, args.server),
-            args.ca or settings.resolve(settings.server.tls_ca_certificate),
-            Path(tmp),
-            timeout=args.timeout,
-        )
-        report = await run_.execute(texts, lambda: _logs(args, started))
-    report["started_at"] = int(started)
-    report["finished_at"] = int(time.time())
+    url = server_url(settings, args.server)
+    ca = args.ca or settings.resolve(settings.server.tls_ca_certificate)
+    storage = settings.storage
+    database = Database(
+        storage.database_path, busy_timeout_ms=storage.busy_timeout_ms, reader_connections=1
+    )
+    await database.open(migrate=False)
+    report: dict[str, Any] = {"server": url, "steps": [], "gaps": [], "passes": {}}
+    probes: list[Probe] = []
+    accounts_made: tuple[Throwaway, Throwaway] | None = None
+    needles = [
+        Needle(f"message text {i + 1}", "plaintext", t.encode()) for i, t in enumerate(texts)
+    ]
+    try:
+        clock = SystemClock()
+        # Codes for the throwaway accounts stay in this process; the server's provider is
+        # not used (and not weakened) by verification.
+        otp = CapturingOtpProvider()
+        identity = build_identity_services(settings, clock, database, provider=otp)
+        accounts = VerificationAccounts(identity, database, clock, otp)
+        with tempfile.TemporaryDirectory(prefix="semafore-verify-") as tmp:
+            try:
+                accounts_made = await _step(report, "create throwaway accounts", accounts.prepare())
+                for i, account in enumerate(accounts_made, start=1):
+                    needles.append(
+                        Needle(f"phone number of account {i}", "phone", account.phone.encode())
+                    )
+                    probe = await _step(
+                        report,
+                        f"enrol and approve device {i} over TLS",
+                        enrol_probe(
+                            f"device {i}",
+                            Path(tmp) / f"device{i}",
+                            url,
+                            ca,
+                            account.phone,
+                            _issuer(accounts, account),
+                            _approver(accounts, account),
+                        ),
+                    )
+                    probes.append(probe)
+                a, b = probes
+                await _step(
+                    report,
+                    "device 1 sends a text to device 2",
+                    a.device.send_text(accounts_made[1].user_id, texts[0]),
+                )
+                await _step(report, "device 2 decrypts it", receive_text(b, texts[0], args.timeout))
+                await _step(
+                    report,
+                    "device 2 replies",
+                    b.device.send_text(accounts_made[0].user_id, texts[1]),
+                )
+                await _step(
+                    report, "device 1 decrypts the reply", receive_text(a, texts[1], args.timeout)
+                )
+                report["steps"].append(
+                    {
+                        "step": "file",
+                        "ok": True,
+                        "detail": "not exchanged: this server has no file API yet",
+                    }
+                )
+            except _StepFailed:
+                pass
+            finally:
+                for probe in probes:
+                    await probe.close()
+                    needles += [
+                        Needle(f"{probe.name} {label}", "token", v.encode())
+                        for label, v in probe.tokens.items()
+                    ]
+            report["passes"]["after_exchange"] = _scan(settings, needles, args, started, report)
+            if accounts_made is not None:
+                with contextlib.suppress(_StepFailed):
+                    await _step(
+                        report,
+                        "clean up (member removed, devices revoked)",
+                        accounts.clean_up(*accounts_made),
+                    )
+            report["passes"]["after_cleanup"] = _scan(settings, needles, args, started, report)
+    finally:
+        findings = [
+            {**f, "pass": name} for name, p in report["passes"].items() for f in p["findings"]
+        ]
+        report["findings"] = findings
+        report["searched_for"] = [
+            {"label": n.label, "kind": n.kind, "encodings": len(n.forms())} for n in needles
+        ]
+        report["passed"] = not findings and all(s["ok"] for s in report["steps"])
+        if accounts_made is not None:
+            try:
+                await accounts.record_run(
+                    accounts_made[0].org_id, passed=report["passed"], findings=len(findings)
+                )
+                report["audit"] = "verification.ran recorded in the audit log"
+            except SemaforeError as exc:
+                report["steps"].append({"step": "audit record", "ok": False, "detail": str(exc)})
+                report["passed"] = False
+        await database.close()
     return report
+
+
+class _StepFailed(Exception):
+    pass
+
+
+async def _step(report: dict[str, Any], name: str, work: Awaitable[T]) -> T:
+    try:
+        result = await work
+    except (SemaforeError, OSError) as exc:
+        report["steps"].append({"step": name, "ok": False, "detail": str(exc)})
+        raise _StepFailed from None
+    report["steps"].append({"step": name, "ok": True, "detail": ""})
+    return result
+
+
+def _issuer(accounts: VerificationAccounts, account: Throwaway) -> Callable[[], Awaitable[str]]:
+    return lambda: accounts.issue_code(account)
+
+
+def _approver(
+    accounts: VerificationAccounts, account: Throwaway
+) -> Callable[[int], Awaitable[None]]:
+    return lambda device_id: accounts.approve(account, device_id)
+
+
+def _scan(
+    settings: Settings,
+    needles: list[Needle],
+    args: argparse.Namespace,
+    started: float,
+    report: dict[str, Any],
+) -> dict[str, Any]:
+    scanner = Scanner(needles)
+    result = ScanResult()
+    for path, kind in database_files(settings.storage.database_path):
+        scanner.scan_file(path, kind, result)
+    scanner.scan_tree(settings.storage.blob_dir, "blob", result)
+    sources, gaps = _logs(args, started)
+    for name, data in sources:
+        scanner.scan_stream(name, "log", [data], result)
+    for gap in gaps:
+        if gap not in report["gaps"]:
+            report["gaps"].append(gap)
+    return result.to_json()
 
 
 def _logs(args: argparse.Namespace, started: float) -> tuple[list[tuple[str, bytes]], list[str]]:
@@ -109,12 +267,25 @@ def _logs(args: argparse.Namespace, started: float) -> tuple[list[tuple[str, byt
     if not args.no_journal:
         journalctl = shutil.which("journalctl")
         if journalctl is None:
-            gaps.append("journal not searched: journalctl not found (pass --log-file or --no-journal)")
+            gaps.append(
+                "journal not searched: journalctl not found (pass --log-file or --no-journal)"
+            )
         else:
             proc = subprocess.run(
-                [journalctl, "--unit", args.journal_unit, "--since", f"@{int(started) - 1}",
-                 "--output", "cat", "--no-pager", "--quiet"],
-                capture_output=True, timeout=120, check=False,
+                [
+                    journalctl,
+                    "--unit",
+                    args.journal_unit,
+                    "--since",
+                    f"@{int(started) - 1}",
+                    "--output",
+                    "cat",
+                    "--no-pager",
+                    "--quiet",
+                ],
+                capture_output=True,
+                timeout=120,
+                check=False,
             )
             if proc.returncode != 0:
                 gaps.append(f"journal not searched: journalctl exited {proc.returncode}")
@@ -130,7 +301,9 @@ def human_report(report: dict) -> str:
     lines.append(f"server          {report['server']}")
     for step in report["steps"]:
         mark = "ok  " if step["ok"] else "FAIL"
-        lines.append(f"  [{mark}] {step['step']}" + (f": {step['detail']}" if step["detail"] else ""))
+        lines.append(
+            f"  [{mark}] {step['step']}" + (f": {step['detail']}" if step["detail"] else "")
+        )
     searched = report["searched_for"]
     kinds: dict[str, int] = {}
     for item in searched:

@@ -32,8 +32,13 @@ class ApiClient:
         self.ks = keystore
         self._refresh_lock = asyncio.Lock()
         if keystore is not None:
-            http.access_token = keystore.credential(ACCESS)
-            http.refresh = self._refresh
+            self.attach(keystore)
+
+    def attach(self, keystore: Keystore) -> None:
+        """Use (and keep fresh) the tokens in `keystore`."""
+        self.ks = keystore
+        self.http.access_token = keystore.credential(ACCESS)
+        self.http.refresh = self._refresh
 
     @classmethod
     def connect(cls, server_url: str, ca_file: Path, keystore: Keystore | None = None) -> ApiClient:

@@ -98,7 +98,7 @@ async def poll_status(api: ApiClient, ks: Keystore) -> EnrolmentState:
     answer = await api.enrolment_status(secret)
     status = str(answer.get("status"))
     if status == "approved":
-        api.ks = ks
+        api.attach(ks)
         api.store_tokens(answer.get("tokens") or answer)
         with ks.transaction():
             ks.delete_credential(ENROLMENT_SECRET)

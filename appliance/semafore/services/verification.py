@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import base64
 import os
+import re
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+from semafore.services import identity_events as events
+from semafore.services.clock import Clock
+from semafore.services.errors import Unavailable
+from semafore.services.identity import IdentityServices
+from semafore.services.otp import CODE_DIGITS
+from semafore.storage import Database
 
 CHUNK = 1 << 20
 
@@ -144,3 +154,129 @@ def database_files(database_path: Path) -> list[tuple[Path, str]]:
         if sidecar.exists():
             out.append((sidecar, kind))
     return out
+
+
+# -- throwaway accounts ------------------------------------------------------------------------
+
+VERIFY_ORG_NAME = "SemaFore on-box verification"
+VERIFY_ACTOR = "operator"
+# +999 is not an assigned country code (ITU-T): these numbers can never reach a person.
+THROWAWAY_PREFIX = "+999"
+_CODE = re.compile(rf"(?<!\d)\d{{{CODE_DIGITS}}}(?!\d)")
+
+
+def throwaway_phone() -> str:
+    return f"{THROWAWAY_PREFIX}{secrets.randbelow(10**9):09d}"
+
+
+class CapturingOtpProvider:
+    """Keeps codes in this process instead of delivering them: the local operator's path.
+
+    Only `semafore verify` builds services with it, in its own process; the running server
+    keeps its configured provider, so nothing reachable over the network changes.
+    """
+
+    name = "verification"
+
+    def __init__(self) -> None:
+        self._messages: dict[str, str] = {}
+
+    async def send(self, phone: str, message: str) -> None:
+        self._messages[phone] = message
+
+    def take_code(self, phone: str) -> str:
+        message = self._messages.pop(phone, "")
+        codes = _CODE.findall(message)
+        if len(codes) != 1:
+            raise Unavailable("could not read the one-time code from the OTP message template")
+        return str(codes[0])
+
+
+@dataclass(frozen=True)
+class Throwaway:
+    org_id: str
+    user_id: str
+    phone: str = field(repr=False)
+
+
+class VerificationAccounts:
+    """The verification organisation and its members, run after run.
+
+    The organisation keeps one admin account (a +999 number with no device between runs),
+    because an organisation must keep an admin; every run enrols a device for it, adds one
+    throwaway member, and at the end revokes the device and removes the member.
+    """
+
+    def __init__(
+        self,
+        identity: IdentityServices,
+        database: Database,
+        clock: Clock,
+        otp: CapturingOtpProvider,
+    ) -> None:
+        """`identity` must have been built with `otp` as its OTP provider."""
+        self._identity = identity
+        self._db = database
+        self._clock = clock
+        self.otp = otp
+
+    async def prepare(self) -> tuple[Throwaway, Throwaway]:
+        ident = self._identity
+        org = next((o for o in await ident.orgs.list_orgs() if o.name == VERIFY_ORG_NAME), None)
+        if org is None:
+            org, _ = await ident.orgs.create_org(
+                VERIFY_ORG_NAME, throwaway_phone(), actor=VERIFY_ACTOR, member_limit=3
+            )
+        members = await ident.members.list_members(org.org_id)
+        admin = next(m for m in members if m.role == "admin")
+        for m in members:  # left over by an interrupted run
+            if m.role != "admin":
+                await ident.members.remove_member(org.org_id, m.user_id, actor=VERIFY_ACTOR)
+        await self.revoke_devices(org.org_id, admin.user_id)
+        member = await ident.members.add_member(
+            org.org_id, throwaway_phone(), role="member", actor=VERIFY_ACTOR
+        )
+        return (
+            Throwaway(org.org_id, admin.user_id, admin.phone),
+            Throwaway(org.org_id, member.user_id, member.phone),
+        )
+
+    async def issue_code(self, account: Throwaway) -> str:
+        """A real enrolment code for the account, kept in this process."""
+        await self._identity.enrolment.request_code(account.phone, client_address=None)
+        await self._identity.otp.wait_for_deliveries()
+        return self.otp.take_code(account.phone)
+
+    async def approve(self, account: Throwaway, device_id: int) -> None:
+        await self._identity.devices.approve(
+            account.org_id, account.user_id, device_id, actor=VERIFY_ACTOR
+        )
+
+    async def revoke_devices(self, org_id: str, user_id: str) -> None:
+        for device in await self._identity.devices.list_devices(org_id, user_id=user_id):
+            await self._identity.devices.revoke(
+                org_id, user_id, device.device_id, actor=VERIFY_ACTOR
+            )
+
+    async def clean_up(self, admin: Throwaway, member: Throwaway) -> None:
+        await self._identity.members.remove_member(
+            member.org_id, member.user_id, actor=VERIFY_ACTOR
+        )
+        await self.revoke_devices(admin.org_id, admin.user_id)
+
+    async def record_run(self, org_id: str, *, passed: bool, findings: int) -> None:
+        """The audit log keeps a record that a verification ran, and its outcome."""
+        now = self._clock.now()
+
+        async def unit(conn: Any) -> None:
+            await events.record(
+                conn,
+                at=now,
+                org_id=org_id,
+                actor=VERIFY_ACTOR,
+                event="verification.ran",
+                target=events.org_ref(org_id),
+                data={"passed": passed, "findings": findings},
+            )
+
+        await self._db.write("verification.record", unit)
