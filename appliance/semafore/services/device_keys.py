@@ -10,11 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from semafore.protocol import DeviceAddress, DHPublicKey, SigningPublicKey
-from semafore.protocol.binding import verify_identity_binding, verify_signed_pre_key
+from semafore.protocol import (
+    DeviceAddress,
+    DHPublicKey,
+    ProtocolError,
+    SigningPublicKey,
+    b64u_decode,
+    verify_identity_binding,
+    verify_signed_pre_key,
+)
 from semafore.protocol.constants import KEY_LEN, SIGNATURE_LEN, U32_MAX
-from semafore.protocol.encoding import b64u_decode
-from semafore.protocol.errors import ProtocolError
 from semafore.services.errors import InvalidInput
 
 OPK_MAX_PER_UPLOAD = 100

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from semafore.web.routes import health, metrics, openapi
+from semafore.web.routes import devices, enrolment, health, metrics, openapi, sessions
 
 ROUTE_MODULES: tuple[ModuleType, ...] = (
     health,
     metrics,
     openapi,
+    enrolment,
+    sessions,
+    devices,
 )
