@@ -164,7 +164,7 @@ async def test_garbage_is_refused(env: IdentityEnv, junk: object) -> None:
 async def test_key_rotation_keeps_old_tokens_valid_for_the_overlap(env: IdentityEnv) -> None:
     sessions = env.services.sessions
     old_kid, old_private = current_private_key(env)
-    new_kid = sessions.rotate_signing_key()
+    new_kid = await sessions.rotate_signing_key(actor="operator")
     assert new_kid != old_kid
     await sessions.authenticate(env.tokens.access_token)  # signed by the retired key
     fresh = await sessions.refresh(env.tokens.refresh_token)

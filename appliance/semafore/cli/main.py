@@ -17,8 +17,12 @@ from semafore import __version__
 from semafore.cli import (
     backup,
     check_config,
+    device,
     init,
+    keys,
+    member,
     migrate,
+    org,
     renew_certificate,
     serve,
     verify,
@@ -34,6 +38,10 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     backup,
     renew_certificate,
     verify,
+    org,
+    member,
+    device,
+    keys,
 )
 
 

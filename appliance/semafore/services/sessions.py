@@ -217,8 +217,19 @@ class SessionService:
         )
         return DevicePrincipal(user_id, device_id, access.org_id, chain_id)
 
-    def rotate_signing_key(self) -> str:
-        return self.keyring.rotate()
+    async def rotate_signing_key(self, *, actor: str) -> str:
+        """Start signing with a new key (the old one verifies for the overlap window)."""
+        kid = self.keyring.rotate()
+        now = self._clock.now()
+
+        async def unit(conn: Any) -> None:
+            await events.record(
+                conn, at=now, org_id=None, actor=actor, event="keys.jwt_rotated",
+                target=f"jwt_key:{kid}",
+            )
+
+        await self._db.write("sessions.rotate_signing_key", unit)
+        return kid
 
     async def purge_expired(self) -> None:
         now = int(self._clock.now())
