@@ -25,8 +25,8 @@ class RelayEnv:
     context: ssl.SSLContext
     clients: list[RelayDevice] = field(default_factory=list)
 
-    async def world(self, devices_per_member: Sequence[int]) -> World:
-        return await setup_world(self.server.app[SERVICES], devices_per_member)
+    async def world(self, devices_per_member: Sequence[int], **kwargs: int) -> World:
+        return await setup_world(self.server.app[SERVICES], devices_per_member, **kwargs)
 
     def device(self, creds: DeviceCreds) -> RelayDevice:
         client = RelayDevice(self.server.url, self.context, creds)

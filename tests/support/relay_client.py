@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import types
 import os
 import ssl
+import types
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field

@@ -42,11 +42,11 @@ class ExpirySweeper:
         sends_before = int((now - self._settings.idempotency_hours * 3600) * 1000)
         total = 0
         while True:
-            removed = await self._queue.expire(
+            removed, forgotten = await self._queue.expire(
                 queued_before_ms=queued_before, sends_before_ms=sends_before, limit=CHUNK
             )
             total += removed
-            if removed < CHUNK:
+            if removed < CHUNK and forgotten < CHUNK:
                 break
             await asyncio.sleep(0)  # let other writers in between chunks
         await self._keydir.expire_retired()
@@ -57,10 +57,10 @@ class ExpirySweeper:
         return total
 
     async def run(self) -> None:
-        """Forever (a background task): sweep, sleep, repeat; errors are logged, not fatal."""
+        """Forever (a background task): sleep, sweep, repeat; errors are logged, not fatal."""
         while True:
+            await asyncio.sleep(self._settings.expiry_interval_seconds)
             try:
                 await self.sweep()
             except Exception:
                 log.exception("expiry sweep failed; will retry")
-            await asyncio.sleep(self._settings.expiry_interval_seconds)

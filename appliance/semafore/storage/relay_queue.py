@@ -144,22 +144,25 @@ class RelayQueue:
 
         return await self._db.write("relay.ack", unit)
 
-    async def expire(self, *, queued_before_ms: int, sends_before_ms: int, limit: int) -> int:
-        """Remove up to ``limit`` queue rows older than the TTL, and old idempotency records."""
+    async def expire(
+        self, *, queued_before_ms: int, sends_before_ms: int, limit: int
+    ) -> tuple[int, int]:
+        """Remove up to ``limit`` queue rows older than the TTL and up to ``limit`` idempotency
+        records older than their window; returns how many of each."""
 
-        async def unit(conn: aiosqlite.Connection) -> int:
+        async def unit(conn: aiosqlite.Connection) -> tuple[int, int]:
             cursor = await conn.execute(
                 "DELETE FROM relay_queue WHERE id IN (SELECT id FROM relay_queue "
                 "WHERE queued_at < ? ORDER BY queued_at LIMIT ?)",
                 (queued_before_ms, limit),
             )
             expired = cursor.rowcount
-            await conn.execute(
-                "DELETE FROM relay_sends WHERE rowid IN (SELECT rowid FROM relay_sends "
-                "WHERE sent_at < ? LIMIT ?)",
+            cursor = await conn.execute(
+                "DELETE FROM relay_sends WHERE (user_id, device_id, msg_id) IN "
+                "(SELECT user_id, device_id, msg_id FROM relay_sends WHERE sent_at < ? LIMIT ?)",
                 (sends_before_ms, limit),
             )
-            return expired
+            return expired, cursor.rowcount
 
         return await self._db.write("relay.expire", unit)
 

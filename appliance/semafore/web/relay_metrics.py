@@ -26,7 +26,7 @@ class _RelayCollector(Collector):
         )
         yield GaugeMetricFamily(
             "semafore_relay_open_sockets", "Authenticated device WebSockets open.",
-            value=hub.open_sockets,
+            value=m.hub.open_sockets,
         )
         yield _counter("semafore_relay_sends", "Sends accepted and stored.", relay.sends)
         yield _counter(

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from semafore.web.routes import devices, enrolment, health, metrics, openapi, sessions
+from semafore.web.routes import (
+    devices,
+    enrolment,
+    health,
+    keys,
+    messages,
+    metrics,
+    openapi,
+    push,
+    sessions,
+    websocket,
+)
 
 ROUTE_MODULES: tuple[ModuleType, ...] = (
     health,
@@ -18,4 +29,8 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     enrolment,
     sessions,
     devices,
+    messages,
+    keys,
+    push,
+    websocket,
 )

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from semafore.web.appkeys import MESSAGING
 from semafore.web.bodies import json_response, read_json_object
-from semafore.web.relay_auth import device_principal
+from semafore.web.device_auth import device_principal
 
 
 async def upload_one_time_pre_keys(request: web.Request) -> web.Response:

@@ -17,8 +17,8 @@ from semafore.services.messaging import build_messaging_services
 from semafore.storage.relay_queue import QueuedEnvelope
 from semafore.web.appkeys import MESSAGING, METRICS, SERVICES, SETTINGS
 from semafore.web.bodies import JSON_CONTENT_TYPE, json_response, parse_json_object
+from semafore.web.device_auth import device_principal
 from semafore.web.push_transport import HttpPushTransport
-from semafore.web.relay_auth import device_principal
 from semafore.web.relay_metrics import register_relay_metrics
 
 

@@ -26,7 +26,7 @@ from semafore.services.sessions import DevicePrincipal
 from semafore.storage import StorageError
 from semafore.web.appkeys import MESSAGING, SERVICES, SETTINGS
 from semafore.web.bodies import parse_json_object
-from semafore.web.relay_auth import device_principal
+from semafore.web.device_auth import device_principal
 from semafore.web.routes.messages import render_item
 
 log = logging.getLogger("semafore.websocket")
