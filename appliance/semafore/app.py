@@ -18,6 +18,7 @@ from semafore.services import (
     HealthService,
     Services,
     SystemClock,
+    build_admin_services,
     build_identity_services,
 )
 from semafore.storage import BlobStore, Database
@@ -68,6 +69,7 @@ def _resources(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]
             database.add_commit_observer(metrics.observe_commit)
             metrics.track_queue_depth(lambda: database.queue_depth)
             identity = build_identity_services(settings, clock, database)
+            admin = build_admin_services(settings, clock, database, identity)
             app[SERVICES] = Services(
                 settings=settings,
                 clock=clock,
@@ -80,8 +82,11 @@ def _resources(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]
                 enrolment=identity.enrolment,
                 devices=identity.devices,
                 sessions=identity.sessions,
+                audit=admin.audit,
+                admin_auth=admin.admin_auth,
+                api_tokens=admin.api_tokens,
             )
-            async with identity.background():
+            async with identity.background(), admin.background():
                 yield
         finally:
             await database.close()

@@ -240,6 +240,57 @@ class OrgsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminSettings:
+    session_idle_seconds: int = 900
+    session_absolute_seconds: int = 43_200
+    recent_sign_in_seconds: int = 900
+    sign_in_ticket_ttl_seconds: int = 600
+    second_factor_max_tries: int = 5
+    failed_sign_ins_per_account_15min: int = 10
+    failed_sign_ins_per_address_15min: int = 50
+    api_token_default_days: int = 90
+    api_token_max_days: int = 365
+    totp_issuer: str = "SemaFore"
+
+    def _check(self) -> None:
+        _in_range("admin.session_idle_seconds", self.session_idle_seconds, 60, 86_400)
+        _in_range(
+            "admin.session_absolute_seconds",
+            self.session_absolute_seconds,
+            self.session_idle_seconds,
+            7 * 86_400,
+        )
+        _in_range("admin.recent_sign_in_seconds", self.recent_sign_in_seconds, 60, 86_400)
+        _in_range("admin.sign_in_ticket_ttl_seconds", self.sign_in_ticket_ttl_seconds, 60, 3600)
+        _in_range("admin.second_factor_max_tries", self.second_factor_max_tries, 1, 100)
+        _in_range(
+            "admin.failed_sign_ins_per_account_15min",
+            self.failed_sign_ins_per_account_15min, 1, 10_000,
+        )
+        _in_range(
+            "admin.failed_sign_ins_per_address_15min",
+            self.failed_sign_ins_per_address_15min, 1, 1_000_000,
+        )
+        _in_range("admin.api_token_max_days", self.api_token_max_days, 1, 3650)
+        _in_range(
+            "admin.api_token_default_days", self.api_token_default_days, 1,
+            self.api_token_max_days,
+        )
+        if not self.totp_issuer or ":" in self.totp_issuer:
+            raise ConfigError("admin.totp_issuer: must be non-empty and contain no colon")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    checkpoint_interval_seconds: float = 3600.0
+
+    def _check(self) -> None:
+        _in_range(
+            "audit.checkpoint_interval_seconds", self.checkpoint_interval_seconds, 1, 7 * 86_400
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole configuration: build it with :func:`load_settings` / :func:`settings_from_dict`."""
 
@@ -249,6 +300,8 @@ class Settings:
     otp: OtpSettings = field(default_factory=OtpSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     orgs: OrgsSettings = field(default_factory=OrgsSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
     push: PushSettings = field(default_factory=PushSettings)
@@ -266,6 +319,8 @@ SECTIONS: dict[str, type] = {
     "otp": OtpSettings,
     "auth": AuthSettings,
     "orgs": OrgsSettings,
+    "admin": AdminSettings,
+    "audit": AuditSettings,
     "metrics": MetricsSettings,
     "relay": RelaySettings,
     "push": PushSettings,

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from semafore.config import Settings
+from semafore.services.admin import AdminServices, build_admin_services
+from semafore.services.admin_auth import AdminAuthService
+from semafore.services.admin_principal import AdminPrincipal
+from semafore.services.admin_tokens import ApiTokenService
+from semafore.services.audit import AuditService
 from semafore.services.clock import Clock, ManualClock, SystemClock
 from semafore.services.devices import Device, DeviceService, RevokedSession
 from semafore.services.enrolment import EnrolmentService
@@ -47,9 +52,18 @@ class Services:
     enrolment: EnrolmentService
     devices: DeviceService
     sessions: SessionService
+    # Admin side (built together by build_admin_services).
+    audit: AuditService
+    admin_auth: AdminAuthService
+    api_tokens: ApiTokenService
 
 
 __all__ = [
+    "AdminAuthService",
+    "AdminPrincipal",
+    "AdminServices",
+    "ApiTokenService",
+    "AuditService",
     "Clock",
     "Conflict",
     "Device",
@@ -77,5 +91,6 @@ __all__ = [
     "TooLarge",
     "Unauthenticated",
     "Unavailable",
+    "build_admin_services",
     "build_identity_services",
 ]

@@ -142,25 +142,32 @@ async def list_entries(
         return [_entry(row) for row in await cursor.fetchall()]
 
 
+async def entries_after(
+    conn: aiosqlite.Connection, flt: EntryFilter, after_seq: int, limit: int
+) -> list[AuditEntry]:
+    """Up to ``limit`` matching entries with ``seq > after_seq``, oldest first."""
+    where, params = flt.where()
+    async with conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM audit_entries WHERE {where} "  # noqa: S608
+        "AND seq > ? ORDER BY seq LIMIT ?",
+        (*params, after_seq, limit),
+    ) as cursor:
+        return [_entry(row) for row in await cursor.fetchall()]
+
+
 async def iter_entries(
     conn: aiosqlite.Connection, flt: EntryFilter | None = None, *, batch: int = 1000,
 ) -> AsyncIterator[AuditEntry]:
     """Every matching entry, oldest first, read in batches (constant memory)."""
-    where, params = (flt or EntryFilter(all_orgs=True)).where()
+    flt = flt or EntryFilter(all_orgs=True)
     after = 0
     while True:
-        async with conn.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM audit_entries WHERE {where} "  # noqa: S608
-            "AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (*params, after, batch),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        for row in rows:
-            yield _entry(row)
-        if len(rows) < batch:
+        entries = await entries_after(conn, flt, after, batch)
+        for entry in entries:
+            yield entry
+        if len(entries) < batch:
             return
-        after = int(rows[-1][0])
+        after = entries[-1].seq
 
 
 # -- checkpoints ------------------------------------------------------------------------------
