@@ -135,7 +135,7 @@ class ApiClient:
     async def ack(self, server_ids: Sequence[str]) -> None:
         if server_ids:
             await self.http.request(
-                "POST", "/v1/messages/ack", json_body={"ids": [int(i) for i in server_ids]}
+                "POST", "/v1/messages/ack", json_body={"ids": list(server_ids)}
             )
 
     async def one_time_pre_key_count(self) -> int:

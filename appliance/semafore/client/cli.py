@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     s = sub.add_parser("send", help="send a text to a user (all their devices)")
-    s.add_argument("user", help="user id (see `contacts`)")
+    s.add_argument("user", help="user id or phone number (see `contacts`)")
     s.add_argument("text")
     s.set_defaults(func=commands.send)
 

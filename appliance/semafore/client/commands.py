@@ -76,6 +76,20 @@ async def open_device(args: argparse.Namespace) -> AsyncIterator[Session]:
         ks.close()
 
 
+async def resolve_user(s: Session, user: str) -> str:
+    """A user id as given, or the member with that phone number (from the directory)."""
+    if not user.startswith("+"):
+        return user
+    for member in await s.api.directory():
+        if member.get("phone") == user:
+            return str(member["user_id"])
+    raise errors.UnknownContact(f"no member with the number {user} in your organisation")
+
+
+async def resolve_users(s: Session, users: list[str]) -> list[str]:
+    return [await resolve_user(s, u) for u in users]
+
+
 def _show_notices(device: Device) -> None:
     for text in device.state.take_notices():
         warn(text)
@@ -202,7 +216,7 @@ async def contacts(args: argparse.Namespace) -> int:
 async def send(args: argparse.Namespace) -> int:
     async with open_device(args) as s:
         await s.device.resend_unsent()
-        result = await s.device.send_text(args.user, args.text)
+        result = await s.device.send_text(await resolve_user(s, args.user), args.text)
     _print(
         args,
         f"sent to {args.user} ({result.devices} device(s))",
@@ -247,7 +261,7 @@ async def listen(args: argparse.Namespace) -> int:
 
 async def group_create(args: argparse.Namespace) -> int:
     async with open_device(args) as s:
-        group = await s.device.group_create(args.name, args.members)
+        group = await s.device.group_create(args.name, await resolve_users(s, args.members))
     _print(args, f"group {group.name} created: {group.id_text}", _group_json(group))
     return 0
 
@@ -255,7 +269,7 @@ async def group_create(args: argparse.Namespace) -> int:
 async def group_add(args: argparse.Namespace) -> int:
     async with open_device(args) as s:
         group = s.device.messenger.groups.find(args.group)
-        group = await s.device.group_change(group, add=args.members)
+        group = await s.device.group_change(group, add=await resolve_users(s, args.members))
     _print(args, f"group {group.name}: {', '.join(group.members)}", _group_json(group))
     return 0
 
@@ -263,10 +277,11 @@ async def group_add(args: argparse.Namespace) -> int:
 async def group_remove(args: argparse.Namespace) -> int:
     async with open_device(args) as s:
         group = s.device.messenger.groups.find(args.group)
-        unknown = [u for u in args.members if u not in group.members]
+        members = await resolve_users(s, args.members)
+        unknown = [u for u in members if u not in group.members]
         if unknown:
             raise errors.ClientError(f"not in group {group.name}: {', '.join(unknown)}")
-        group = await s.device.group_change(group, remove=args.members)
+        group = await s.device.group_change(group, remove=members)
     _print(args, f"group {group.name}: {', '.join(group.members)}", _group_json(group))
     return 0
 
@@ -319,6 +334,7 @@ async def _current_safety_number(s: Session, user_id: str) -> Any:
 
 async def safety_number(args: argparse.Namespace) -> int:
     async with open_device(args) as s:
+        args.user = await resolve_user(s, args.user)
         number = await _current_safety_number(s, args.user)
         contact = s.device.state.manager.identities.contact(args.user)
         verified = bool(contact and contact.verified)
@@ -332,6 +348,7 @@ async def safety_number(args: argparse.Namespace) -> int:
 
 async def verify(args: argparse.Namespace) -> int:
     async with open_device(args) as s:
+        args.user = await resolve_user(s, args.user)
         number = await _current_safety_number(s, args.user)
         if args.number is not None:
             given = "".join(ch for ch in args.number if ch.isdigit())
@@ -351,6 +368,7 @@ async def verify(args: argparse.Namespace) -> int:
 
 async def trust(args: argparse.Namespace) -> int:
     async with open_device(args) as s:
+        args.user = await resolve_user(s, args.user)
         await s.device.refresh_identities([args.user])
         m = s.device.state.manager
         contact = m.identities.contact(args.user)

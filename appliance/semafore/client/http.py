@@ -21,6 +21,8 @@ REQUEST_TIMEOUT_S = 30.0
 _CODE_ERRORS: dict[str, type[errors.ServerError]] = {
     "device_pending": errors.NotApproved,
     "device_revoked": errors.Revoked,
+    "session_revoked": errors.Revoked,
+    "refresh_token_invalid": errors.Revoked,
     "member_revoked": errors.Revoked,
     "device_rejected": errors.Revoked,
     "device_list_stale": errors.StaleDevices,

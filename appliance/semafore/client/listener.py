@@ -103,7 +103,7 @@ async def _connection(
 async def _envelopes(
     device: Device, ws: aiohttp.ClientWebSocketResponse, items: list, on_message: OnMessage
 ) -> None:
-    done: list[int] = []
+    done: list[str] = []
     stop = False
     prekey = False
     try:
@@ -111,7 +111,7 @@ async def _envelopes(
             delivery = Delivery(str(item["id"]), item["envelope"])
             prekey = prekey or delivery.envelope.get("type") == "prekey"
             received = device.accept(delivery)  # committed when this returns
-            done.append(int(item["id"]))
+            done.append(delivery.server_id)
             if received is not None and on_message(received):
                 stop = True
                 break

@@ -133,8 +133,13 @@ class Scanner:
             return  # e.g. a -wal file checkpointed away between listing and reading
 
     def scan_tree(self, root: Path, kind: str, result: ScanResult) -> None:
+        files = 0
         for path in _files_under(root):
             self.scan_file(path, kind, result)
+            files += 1
+        if not files:  # say so: an empty directory was searched, not skipped
+            state = "empty" if root.is_dir() else "absent"
+            result.scanned.append(ScannedSource(f"{root} ({state})", kind, 0))
 
 
 def _files_under(root: Path) -> Iterator[Path]:

@@ -1,0 +1,81 @@
+"""`semafore verify` against a real `semafore serve` on a fresh `semafore init` install: passes
+when only ciphertext is there, fails when a plaintext of the run sits in the database."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+
+import pytest
+
+from support.appliance import Appliance, ServeProcess, run_semafore
+
+pytestmark = pytest.mark.slow
+
+
+def verify(appliance: Appliance, served: ServeProcess, *extra: str):  # type: ignore[no-untyped-def]
+    return run_semafore(
+        "verify",
+        "--config", str(appliance.config_path),
+        "--server", served.url,
+        "--no-journal",
+        "--log-file", str(served.log_path),
+        *extra,
+        timeout=180,
+    )
+
+
+def audit_events(appliance: Appliance) -> list[str]:
+    with sqlite3.connect(appliance.settings().storage.database_path) as db:
+        return [row[0] for row in db.execute("SELECT event FROM audit_entries ORDER BY seq")]
+
+
+def test_passes_on_a_fresh_install(appliance: Appliance, serve_process: ServeProcess):
+    result = verify(appliance, serve_process, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] is True
+    assert report["findings"] == []
+    assert all(step["ok"] for step in report["steps"])
+    steps = [s["step"] for s in report["steps"]]
+    assert "device 2 decrypts it" in steps and "device 1 decrypts the reply" in steps
+    kinds = {s["kind"] for p in report["passes"].values() for s in p["scanned"]}
+    assert {"database", "wal", "log"} <= kinds
+    searched = {n["kind"] for n in report["searched_for"]}
+    assert searched == {"plaintext", "phone", "token"}
+    assert sum(n["kind"] == "token" for n in report["searched_for"]) >= 6
+    # The report names what it searched for, never the values themselves.
+    assert "+999" not in result.stdout and "semafore-verify " not in result.stdout
+    # Clean-up: no throwaway member left; the audit log keeps the run.
+    events = audit_events(appliance)
+    assert "verification.ran" in events and "member.removed" in events
+
+    again = verify(appliance, serve_process)  # human report; a second run reuses the org
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.startswith("SemaFore on-box verification: PASS")
+    assert "findings        none" in again.stdout
+
+
+def test_fails_when_a_plaintext_is_planted_in_the_database(
+    appliance: Appliance, serve_process: ServeProcess
+):
+    canary = f"verify canary {secrets.token_hex(8)}"
+    with sqlite3.connect(appliance.settings().storage.database_path) as db:
+        db.execute(
+            "INSERT INTO orgs (org_id, name, member_limit, created_at) VALUES (?, ?, 1, 0)",
+            ("o_planted", canary),
+        )
+    result = verify(appliance, serve_process, "--json", "--text", canary)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] is False
+    found = {(f["needle"], f["encoding"]) for f in report["findings"]}
+    assert ("message text 1", "raw") in found
+    assert {f["kind"] for f in report["findings"]} == {"plaintext"}
+    assert all(f["source"].startswith(str(appliance.data_dir)) for f in report["findings"])
+
+    human = verify(appliance, serve_process, "--text", canary)
+    assert human.returncode == 1
+    assert "FAIL" in human.stdout.splitlines()[0]
+    assert "FOUND message text 1 (raw) in" in human.stdout
