@@ -4,6 +4,7 @@ a helper that signs an admin in end to end (phone code from the file spool, then
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,3 +71,64 @@ async def admin_env(
         admin = build_admin_services(identity.settings, identity.clock, identity.database,
                                      identity.services)
         yield AdminEnv(identity, admin, {})
+
+
+# -- over HTTPS -----------------------------------------------------------------------------------
+
+
+async def http_json(
+    http: Any, method: str, path: str, body: Any = None, bearer: str | None = None,
+    **kwargs: Any,
+) -> tuple[int, Any]:
+    """(status, parsed JSON body or None) of one request."""
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    async with http.request(method, path, json=body, headers=headers, **kwargs) as response:
+        text = await response.text()
+        return response.status, (json.loads(text) if text else None)
+
+
+async def delivered_code(running: Any, phone: str) -> str:
+    """The last code the file OTP provider delivered to ``phone`` (server in this process)."""
+    from semafore.storage.otp_spool import read_spool
+    from semafore.web.appkeys import SERVICES
+
+    await running.app[SERVICES].otp.wait_for_deliveries()
+    spool = running.settings.resolve(running.settings.otp.file_spool_dir)
+    messages = [m["message"] for m in read_spool(spool) if m["to"] == phone]
+    assert messages, "no code was delivered"
+    return messages[-1].split("code is ")[1][:6]
+
+
+@dataclass
+class HttpAdmin:
+    """An admin signed in over HTTPS: the session token and the authenticator's secret."""
+
+    token: str
+    totp_secret: str
+    recovery_codes: list[str]
+    org_id: str
+    member_id: str
+
+
+async def sign_in_over_http(
+    http: Any, running: Any, clock: ManualClock, phone: str = ADMIN_PHONE,
+    totp_secret: str | None = None,
+) -> HttpAdmin:
+    """Phone code from the spool, then TOTP (enrolling when the server asks)."""
+    status, body = await http_json(http, "POST", "/v1/admin/sign-in", {"phone": phone})
+    assert status == 202, body
+    code = await delivered_code(running, phone)
+    status, challenge = await http_json(http, "POST", "/v1/admin/sign-in/verify",
+                                        {"phone": phone, "code": code})
+    assert status == 200, challenge
+    if challenge["next"] == "totp_enrolment":
+        totp_secret = challenge["totp"]["secret"]
+    assert totp_secret is not None
+    clock.advance(totp_codes.STEP_SECONDS)  # never a step already used
+    totp = totp_codes.code_at_step(totp_secret, totp_codes.step_at(clock.now()))
+    status, session = await http_json(http, "POST", "/v1/admin/sign-in/complete",
+                                      {"sign_in_ticket": challenge["sign_in_ticket"],
+                                       "code": totp})
+    assert status == 201, session
+    return HttpAdmin(session["session_token"], totp_secret, session.get("recovery_codes", []),
+                     session["org_id"], session["member_id"])

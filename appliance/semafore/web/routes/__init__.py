@@ -10,6 +10,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from semafore.web.routes import (
+    admin_audit,
+    admin_auth,
+    admin_tokens,
     devices,
     enrolment,
     health,
@@ -33,4 +36,7 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     keys,
     push,
     websocket,
+    admin_auth,
+    admin_tokens,
+    admin_audit,
 )
