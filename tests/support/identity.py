@@ -63,25 +63,11 @@ async def identity_env(
     await database.open()
     clock = clock or ManualClock()
     try:
-        await _audit_table_until_its_migration_lands(database)
         services = build_identity_services(settings, clock, database)
         yield IdentityEnv(settings, clock, database, services)
         await services.otp.wait_for_deliveries()
     finally:
         await database.close()
-
-
-async def _audit_table_until_its_migration_lands(database: Database) -> None:
-    # TEMPORARY: the audit log's own migration (0003) is being written in parallel; until it
-    # lands, give append_event a table of the same shape. A no-op once the real one exists.
-    async def unit(conn: Any) -> None:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS audit_entries (seq INTEGER PRIMARY KEY, at_ms INTEGER,"
-            " org_id TEXT, actor TEXT, event TEXT, target TEXT, data TEXT, prev_hash BLOB,"
-            " hash BLOB)"
-        )
-
-    await database.write("test.audit_table", unit)
 
 
 @dataclass

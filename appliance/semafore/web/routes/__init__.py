@@ -12,6 +12,8 @@ from types import ModuleType
 from semafore.web.routes import (
     admin_audit,
     admin_auth,
+    admin_devices,
+    admin_members,
     admin_tokens,
     devices,
     enrolment,
@@ -39,4 +41,6 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     admin_auth,
     admin_tokens,
     admin_audit,
+    admin_members,
+    admin_devices,
 )
