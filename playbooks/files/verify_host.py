@@ -168,21 +168,16 @@ def check_semafore_verify(cfg: dict) -> tuple[list[str], str]:
     helptext = run(semafore, "--help").stdout
     if not re.search(r"\bverify\b", helptext):
         return [], "not in this release"
-    out = run(
-        "runuser",
-        "-u",
-        cfg["user"],
-        "--",
-        semafore,
-        "verify",
-        "--json",
-        "--config",
-        cfg["config_file"],
-        timeout=600,
-    )
+    # As the service user, with read access to the journal for this command only.
+    argv = ["runuser", "-u", cfg["user"], "-g", cfg["group"], "-G", "systemd-journal", "--"]
+    argv += [semafore, "verify"]
+    argv += ["--json", "--config", cfg["config_file"], "--ca", cfg["ca_file"]]
+    if cfg["server_url"]:
+        argv += ["--server", cfg["server_url"]]
+    out = run(*argv, timeout=600)
     if out.returncode != 0:
         return [
-            f"semafore verify failed ({out.returncode}): {(out.stdout + out.stderr)[-500:]}"
+            f"semafore verify failed ({out.returncode}): {(out.stdout + out.stderr)[-1500:]}"
         ], "failed"
     return [], "passed"
 
@@ -195,12 +190,14 @@ def main() -> int:
         "ca_file": "/etc/semafore/tls/ca.crt",
         "service": "semafore.service",
         "user": "semafore",
+        "group": "semafore",
         "config_file": "/etc/semafore/semafore.toml",
         "semafore_bin": "/opt/semafore/current/venv/bin/semafore",
         "inbound_ports": [22, 443],
         "allowed_peers": [],
         "check_firewall": True,
         "probe": "192.0.2.1:443",
+        "server_url": "",
         "wait_seconds": 30,
         "skip": [],
     }

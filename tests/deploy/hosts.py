@@ -30,8 +30,12 @@ def log(message: str) -> None:
     print(f"[deploy {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run(argv: list[str], *, timeout: float = 600, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kw)
+def run(
+    argv: list[str], *, timeout: float = 600, check: bool = True, **kw
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, check=False, **kw
+    )
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(map(str, argv))} exited {result.returncode}\n"
@@ -85,10 +89,14 @@ def build_bundle(
         [
             str(VENV_BIN / "ansible-playbook"),
             str(source / "playbooks" / "bundle.yml"),
-            "-e", f"semafore_bundle_source={source}",
-            "-e", f"semafore_bundle_output_dir={out_dir}",
-            "-e", f"semafore_bundle_build_id={build_id}",
-            "-e", f"semafore_bundle_signing_key={signing_key}",
+            "-e",
+            f"semafore_bundle_source={source}",
+            "-e",
+            f"semafore_bundle_output_dir={out_dir}",
+            "-e",
+            f"semafore_bundle_build_id={build_id}",
+            "-e",
+            f"semafore_bundle_signing_key={signing_key}",
         ],
         timeout=900,
         env=ansible_env(source / "ansible.cfg"),
@@ -113,8 +121,18 @@ def broken_source(src: Path, dest: Path) -> Path:
     shutil.copytree(
         src,
         dest,
-        ignore=shutil.ignore_patterns(".venv", ".git", "dist", "build", "*.egg-info", "__pycache__",
-                                      ".local", "node_modules", ".pytest_cache", ".ruff_cache"),
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".git",
+            "dist",
+            "build",
+            "*.egg-info",
+            "__pycache__",
+            ".local",
+            "node_modules",
+            ".pytest_cache",
+            ".ruff_cache",
+        ),
     )
     init = dest / "appliance" / "semafore" / "__init__.py"
     init.write_text(
@@ -141,9 +159,11 @@ def ansible_env(config: Path, *, mitogen: bool = False) -> dict[str, str]:
         PATH=f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}",
     )
     if mitogen:
-        import ansible_mitogen  # noqa: PLC0415 - only when asked for
+        import ansible_mitogen
 
-        env["ANSIBLE_STRATEGY_PLUGINS"] = str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy")
+        env["ANSIBLE_STRATEGY_PLUGINS"] = str(
+            Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+        )
         env["ANSIBLE_STRATEGY"] = "mitogen_linear"
     return env
 
@@ -178,7 +198,9 @@ class Inventory:
         if inv.exists():
             shutil.rmtree(inv)
         shutil.copytree(bundle.root / "inventory" / "production", inv)
-        (inv / "hosts.yml").write_text(json.dumps({"semafore": {"hosts": {host: hostvars}}}, indent=2))
+        (inv / "hosts.yml").write_text(
+            json.dumps({"semafore": {"hosts": {host: hostvars}}}, indent=2)
+        )
         password = workdir / "vault-password"
         password.write_text(SAMPLE_VAULT_PASSWORD + "\n")
         password.chmod(0o600)
@@ -189,8 +211,10 @@ class Inventory:
     ) -> PlaybookRun:
         argv = [
             str(VENV_BIN / "ansible-playbook"),
-            "-i", str(self.path),
-            "--vault-password-file", str(self.vault_password_file),
+            "-i",
+            str(self.path),
+            "--vault-password-file",
+            str(self.vault_password_file),
             str(bundle.root / "playbooks" / name),
             *extra,
         ]
@@ -229,7 +253,9 @@ class Host:
     def ssh_argv(self) -> list[str]:
         raise NotImplementedError
 
-    def ssh(self, command: str, *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    def ssh(
+        self, command: str, *, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
         return run([*self.ssh_argv(), command], check=check, timeout=timeout)
 
     def sudo(self, command: str, **kw) -> subprocess.CompletedProcess:
@@ -243,19 +269,25 @@ class Host:
 
     def ssh_options(self) -> list[str]:
         return [
-            "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=10",
-            "-o", "BatchMode=yes",
-            "-i", str(self.key),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "BatchMode=yes",
+            "-i",
+            str(self.key),
         ]
 
     def ansible_hostvars(self) -> dict:
         raise NotImplementedError
 
     def testinfra_host(self, workdir: Path):
-        import testinfra  # noqa: PLC0415
+        import testinfra
 
         config = workdir / "ssh_config"
         config.write_text(self.ssh_config())
@@ -266,7 +298,7 @@ class Host:
 
 
 def shlex_quote(text: str) -> str:
-    import shlex  # noqa: PLC0415
+    import shlex
 
     return shlex.quote(text)
 
@@ -289,7 +321,10 @@ class Container(Host):
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.rootfs.exists():
             shutil.rmtree(self.rootfs)
-        run(["cp", "-a", "--reflink=auto", str(self.image / "rootfs"), str(self.rootfs)], timeout=300)
+        run(
+            ["cp", "-a", "--reflink=auto", str(self.image / "rootfs"), str(self.rootfs)],
+            timeout=300,
+        )
         shutil.copy(self.image / "id_ed25519", self.key)
         self.key.chmod(0o600)
         run(["ip", "netns", "add", self.netns])
@@ -301,8 +336,14 @@ class Container(Host):
         console = open(self.workdir / f"console-{self.boots}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
-                "systemd-nspawn", "--boot", "--directory", str(self.rootfs),
-                "--machine", self.name, "--register=no", "--keep-unit",
+                "systemd-nspawn",
+                "--boot",
+                "--directory",
+                str(self.rootfs),
+                "--machine",
+                self.name,
+                "--register=no",
+                "--keep-unit",
                 f"--network-namespace-path=/run/netns/{self.netns}",
                 # nftables needs CAP_NET_ADMIN, which nspawn grants only with a private network
                 "--capability=CAP_NET_ADMIN",
@@ -313,11 +354,17 @@ class Container(Host):
             stderr=subprocess.STDOUT,
         )
         console.close()
-        wait_until("SSH in the container", lambda: self.proc.poll() is None and self.ssh_ok(), timeout=90)
+        wait_until(
+            "SSH in the container", lambda: self.proc.poll() is None and self.ssh_ok(), timeout=90
+        )
         wait_until(
             "systemd to finish booting",
-            lambda: self.ssh("systemctl is-system-running --wait", check=False, timeout=60).stdout.strip()
-            in ("running", "degraded"),
+            lambda: (
+                self.ssh(
+                    "systemctl is-system-running --wait", check=False, timeout=60
+                ).stdout.strip()
+                in ("running", "degraded")
+            ),
             timeout=90,
             interval=2,
         )
@@ -344,7 +391,13 @@ class Container(Host):
         return f"ip netns exec {self.netns} python3 {HERE / 'netns_proxy.py'} 127.0.0.1 22"
 
     def ssh_argv(self) -> list[str]:
-        return ["ssh", *self.ssh_options(), "-o", f"ProxyCommand={self.proxy_command()}", f"ansible@{self.name}"]
+        return [
+            "ssh",
+            *self.ssh_options(),
+            "-o",
+            f"ProxyCommand={self.proxy_command()}",
+            f"ansible@{self.name}",
+        ]
 
     def ssh_config(self) -> str:
         return (
@@ -403,36 +456,76 @@ class VirtualMachine(Host):
         self.key.chmod(0o600)
         if self.overlay.exists():
             self.overlay.unlink()
-        run([
-            "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
-            "-b", str(self.image / "disk.qcow2"), str(self.overlay),
-        ])
+        run(
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "qcow2",
+                "-b",
+                str(self.image / "disk.qcow2"),
+                str(self.overlay),
+            ]
+        )
 
     def boot(self, *, timeout: float = 300) -> None:
         assert self.proc is None or self.proc.poll() is not None
         self.boots += 1
-        accel = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" else [
-            "-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max",
-        ]
+        accel = (
+            ["-accel", "kvm", "-cpu", "host"]
+            if self.accel == "kvm"
+            else [
+                "-accel",
+                "tcg,thread=multi,tb-size=256",
+                "-cpu",
+                "max",
+            ]
+        )
         console = self.workdir / f"console-{self.boots}.log"
         self.proc = subprocess.Popen(
             [
-                "qemu-system-x86_64", *accel, "-machine", "q35", "-smp", "2", "-m", "1536",
-                "-nographic", "-no-reboot",
-                "-kernel", str(self.image / "vmlinuz"), "-initrd", str(self.image / "initrd.img"),
-                "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=0",
-                "-drive", f"file={self.overlay},if=virtio,format=qcow2,cache=unsafe",
+                "qemu-system-x86_64",
+                *accel,
+                "-machine",
+                "q35",
+                "-smp",
+                "2",
+                "-m",
+                "1536",
+                "-nographic",
+                "-no-reboot",
+                "-kernel",
+                str(self.image / "vmlinuz"),
+                "-initrd",
+                str(self.image / "initrd.img"),
+                "-append",
+                "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=0",
+                "-drive",
+                f"file={self.overlay},if=virtio,format=qcow2,cache=unsafe",
                 # air gap: user networking restricted to the guest; only SSH forwarded in
-                "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
-                "-device", "virtio-net-pci,netdev=n0",
-                "-serial", f"file:{console}", "-monitor", "none",
+                "-netdev",
+                f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
+                "-device",
+                "virtio-net-pci,netdev=n0",
+                "-serial",
+                f"file:{console}",
+                "-monitor",
+                "none",
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(self.workdir / f"qemu-{self.boots}.log", "wb"),  # noqa: SIM115
         )
         start = time.monotonic()
-        wait_until("SSH in the VM", lambda: self.proc.poll() is None and self.ssh_ok(), timeout=timeout, interval=3)
+        wait_until(
+            "SSH in the VM",
+            lambda: self.proc.poll() is None and self.ssh_ok(),
+            timeout=timeout,
+            interval=3,
+        )
         log(f"VM boot {self.boots} ({self.accel}): SSH after {time.monotonic() - start:.0f}s")
 
     def reboot(self, *, timeout: float = 300) -> None:
