@@ -193,3 +193,31 @@ async def test_clear_errors(org: Org, tmp_path: Path):
     await asyncio.sleep(1.5)  # revocation reaches the token check
     revoked = await bob.run("send", alice.user_id, "hi")
     assert revoked.code == 8, revoked.err
+
+
+async def test_safety_numbers_and_the_identity_change_rule(org: Org):
+    alice = await org.enrol("alice", "alice")
+    bob = await org.enrol("bob", "bob")
+    await alice.ok("send", bob.user_id, "hi")
+    await bob.ok("listen", "--once")
+
+    ours = (await alice.ok("--json", "safety-number", bob.user_id)).json()
+    theirs = (await bob.ok("--json", "safety-number", alice.user_id)).json()
+    assert ours["safety_number"] == theirs["safety_number"] and len(ours["safety_number"]) == 60
+    assert ours["verified"] is False
+
+    wrong = await alice.run("verify", bob.user_id, "--number", "1" * 60)
+    assert wrong.code == 5 and "does not match" in wrong.err
+    await alice.ok("verify", bob.user_id, "--number", theirs["safety_number"])
+
+    await org.enrol("bob-tablet", "bob")  # a new, unverified device of a verified contact
+    blocked = await alice.run("send", bob.user_id, "still there?")
+    assert blocked.code == 5, blocked.err
+    assert "changed since you verified" in blocked.err
+    assert "warning:" in blocked.err  # the identity-change notice is shown too
+
+    changed = (await alice.ok("--json", "safety-number", bob.user_id)).json()
+    assert changed["safety_number"] != ours["safety_number"] and changed["verified"] is False
+    await alice.ok("trust", bob.user_id)
+    sent = (await alice.ok("--json", "send", bob.user_id, "still there?")).json()
+    assert sent["devices"] == 2
