@@ -24,6 +24,8 @@ async def test_readyz_is_ready_while_the_database_answers(client: aiohttp.Client
 async def test_readyz_is_503_when_the_database_is_closed(
     server: RunningServer, client: aiohttp.ClientSession
 ) -> None:
+    async with client.get("/readyz") as response:
+        assert response.status == 200
     await server.app[SERVICES].database.close()
     async with client.get("/readyz") as response:
         assert response.status == 503
