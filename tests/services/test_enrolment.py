@@ -224,3 +224,17 @@ async def test_repeated_one_time_pre_key_ids_are_refused(env: IdentityEnv) -> No
     with pytest.raises(InvalidInput) as caught:
         await env.services.enrolment.register(ticket.ticket, body)
     assert caught.value.code == "pre_key_id_duplicate"
+
+
+async def test_unapproved_devices_lapse_after_the_pending_window(env: IdentityEnv) -> None:
+    registration, secret = await enrol_device(env, MEMBER)
+    env.clock.advance(14 * 86_400 - 1)
+    await env.services.enrolment.purge_expired()
+    assert (await env.services.enrolment.status(secret)).status == "pending"
+    env.clock.advance(1)
+    await env.services.enrolment.purge_expired()
+    assert await env.services.devices.get_device(
+        registration.user_id, registration.device_id
+    ) is None
+    with pytest.raises(EnrolmentSecretRejected):
+        await env.services.enrolment.status(secret)

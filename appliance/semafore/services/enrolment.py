@@ -220,10 +220,20 @@ class EnrolmentService:
         )
 
     async def purge_expired(self) -> None:
+        """Drop lapsed tickets and credentials, and devices never approved in time (they
+        would otherwise count towards the member's device cap forever)."""
         now = int(self._clock.now())
+        before = now - self._settings.pending_enrolment_ttl_days * DAY
 
         async def unit(conn: Any) -> None:
             await store.delete_expired(conn, now)
+            for row in await device_store.pending_registered_before(conn, before):
+                await device_store.delete_device(conn, row.user_id, row.device_id, now)
+                await events.record(
+                    conn, at=now, org_id=row.org_id, actor=events.SYSTEM,
+                    event="device.enrolment_expired",
+                    target=events.device_ref(row.user_id, row.device_id),
+                )
 
         await self._db.write("enrolment.purge_expired", unit)
 

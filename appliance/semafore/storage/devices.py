@@ -95,6 +95,18 @@ async def list_devices(
         return [_row(r) for r in await cursor.fetchall()]
 
 
+async def pending_registered_before(
+    conn: aiosqlite.Connection, before: int, limit: int = 500
+) -> list[DeviceRow]:
+    """Pending devices registered at or before ``before`` (their enrolment has lapsed)."""
+    async with conn.execute(
+        f"{_SELECT} WHERE d.status = 'pending' AND d.registered_at <= ?"
+        " ORDER BY d.registered_at LIMIT ?",
+        (before, limit),
+    ) as cursor:
+        return [_row(r) for r in await cursor.fetchall()]
+
+
 async def approved_devices(conn: aiosqlite.Connection, user_id: str) -> list[DeviceRow]:
     """The user's current device list: approved devices only, by device id."""
     async with conn.execute(
