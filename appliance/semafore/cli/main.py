@@ -15,6 +15,8 @@ from types import ModuleType
 
 from semafore import __version__
 from semafore.cli import (
+    admin,
+    audit,
     backup,
     check_config,
     device,
@@ -42,6 +44,8 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     member,
     device,
     keys,
+    admin,
+    audit,
 )
 
 

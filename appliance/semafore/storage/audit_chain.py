@@ -37,6 +37,7 @@ ENTRY_DOMAIN = b"semafore/audit-entry/v1\x00"
 CHECKPOINT_DOMAIN = b"semafore/audit-checkpoint/v1\x00"
 GENESIS_HASH = bytes(32)
 HASH_BYTES = 32
+RECENT_HASHES = 4096  # how far back the verifier looks to explain a broken link
 
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 # Keys that must never appear in an entry's data, at any depth (codes, tokens, numbers).
@@ -204,6 +205,7 @@ class ChainVerifier:
         self._by_size: dict[int, list[Checkpoint]] = {}
         self._expected_seq = 1
         self._head = GENESIS_HASH
+        self._recent: dict[bytes, int] = {}  # hash -> seq of the last RECENT_HASHES entries
         for cp in sorted(checkpoints, key=lambda c: c.id):
             problem = _checkpoint_signature_problem(cp, keys, trusted_key_ids)
             if problem is not None:
@@ -232,18 +234,35 @@ class ChainVerifier:
             else:
                 self._fail(entry.seq, f"entry {entry.seq} is out of order")
             return False
+        intact = hash_of(entry) == entry.hash
         if entry.prev_hash != self._head:
-            self._fail(entry.seq, f"entry {entry.seq} does not link to the entry before it")
+            self._fail(*self._link_problem(entry, intact))
             return False
-        if hash_of(entry) != entry.hash:
+        if not intact:
             self._fail(entry.seq, f"entry {entry.seq} was altered: its contents do not match "
                                   "its hash")
             return False
         self._head = entry.hash
+        self._recent[entry.hash] = entry.seq
+        if len(self._recent) > RECENT_HASHES:
+            del self._recent[next(iter(self._recent))]
         self._expected_seq += 1
         self.report.entries = entry.seq
         self.report.head_hash = entry.hash
         return self._check_checkpoints_at(entry.seq)
+
+    def _link_problem(self, entry: AuditEntry, intact: bool) -> tuple[int, str]:
+        """Which entry is to blame when ``entry`` does not link to the one before it."""
+        seq = entry.seq
+        earlier = self._recent.get(entry.prev_hash)
+        if earlier is not None and earlier < seq - 1:
+            return earlier + 1, (f"entries {earlier + 1}..{seq - 1} were inserted: entry {seq} "
+                                 f"links to entry {earlier}")
+        if intact and seq > 1:
+            return seq - 1, (f"entry {seq - 1} was altered and its hash recomputed: entry {seq} "
+                             f"was linked to different contents")
+        return seq, (f"entry {seq} does not link to the entry before it (altered, or an entry "
+                     f"before it was removed)")
 
     def _check_checkpoints_at(self, size: int) -> bool:
         for cp in self._by_size.get(size, ()):
