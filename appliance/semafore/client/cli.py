@@ -23,6 +23,11 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+# --json is also accepted after the command (`listen --once --json`).
+_JSON_FLAG = argparse.ArgumentParser(add_help=False)
+_JSON_FLAG.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="semafore-client",
@@ -40,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    e = sub.add_parser("enrol", help="enrol this device: phone -> code -> keys -> approval")
+    e = sub.add_parser(
+        "enrol", parents=[_JSON_FLAG], help="enrol this device: phone -> code -> keys -> approval"
+    )
     e.add_argument("phone", help="your phone number in E.164 form, e.g. +447700900123")
     e.add_argument("--code", help="the code you received (skips requesting a new one)")
     e.add_argument(
@@ -51,52 +58,64 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--keyring", action="store_true", help="keep the key in the OS keyring")
     e.set_defaults(func=commands.enrol)
 
-    sub.add_parser("status", help="this device: who, which server, approval").set_defaults(
-        func=commands.status
-    )
-    sub.add_parser("contacts", help="the organisation's directory").set_defaults(
-        func=commands.contacts
-    )
+    sub.add_parser(
+        "status", parents=[_JSON_FLAG], help="this device: who, which server, approval"
+    ).set_defaults(func=commands.status)
+    sub.add_parser(
+        "contacts", parents=[_JSON_FLAG], help="the organisation's directory"
+    ).set_defaults(func=commands.contacts)
 
-    s = sub.add_parser("send", help="send a text to a user (all their devices)")
+    s = sub.add_parser(
+        "send", parents=[_JSON_FLAG], help="send a text to a user (all their devices)"
+    )
     s.add_argument("user", help="user id or phone number (see `contacts`)")
     s.add_argument("text")
     s.set_defaults(func=commands.send)
 
-    li = sub.add_parser("listen", help="receive messages (ack after they are stored)")
+    li = sub.add_parser(
+        "listen", parents=[_JSON_FLAG], help="receive messages (ack after they are stored)"
+    )
     li.add_argument("--once", action="store_true", help="take what is queued, then exit")
     li.add_argument("--timeout", type=float, help="exit after S seconds")
     li.add_argument("--count", type=int, help="exit after N new messages")
     li.set_defaults(func=commands.listen)
 
-    g = sub.add_parser("group", help="groups (pairwise fan-out)")
+    g = sub.add_parser("group", parents=[_JSON_FLAG], help="groups (pairwise fan-out)")
     gs = g.add_subparsers(dest="group_command", metavar="ACTION", required=True)
-    gc = gs.add_parser("create", help="create a group")
+    gc = gs.add_parser("create", parents=[_JSON_FLAG], help="create a group")
     gc.add_argument("name")
     gc.add_argument("members", nargs="+", metavar="USER")
     gc.set_defaults(func=commands.group_create)
-    ga = gs.add_parser("add", help="add members")
+    ga = gs.add_parser("add", parents=[_JSON_FLAG], help="add members")
     ga.add_argument("group", help="group name or id")
     ga.add_argument("members", nargs="+", metavar="USER")
     ga.set_defaults(func=commands.group_add)
-    gr = gs.add_parser("remove", help="remove members")
+    gr = gs.add_parser("remove", parents=[_JSON_FLAG], help="remove members")
     gr.add_argument("group", help="group name or id")
     gr.add_argument("members", nargs="+", metavar="USER")
     gr.set_defaults(func=commands.group_remove)
-    gse = gs.add_parser("send", help="send a text to the group")
+    gse = gs.add_parser("send", parents=[_JSON_FLAG], help="send a text to the group")
     gse.add_argument("group", help="group name or id")
     gse.add_argument("text")
     gse.set_defaults(func=commands.group_send)
-    gs.add_parser("list", help="groups this device knows").set_defaults(func=commands.group_list)
+    gs.add_parser("list", parents=[_JSON_FLAG], help="groups this device knows").set_defaults(
+        func=commands.group_list
+    )
 
-    sn = sub.add_parser("safety-number", help="the 60-digit number to compare with a contact")
+    sn = sub.add_parser(
+        "safety-number", parents=[_JSON_FLAG], help="the 60-digit number to compare with a contact"
+    )
     sn.add_argument("user")
     sn.set_defaults(func=commands.safety_number)
-    v = sub.add_parser("verify", help="mark a contact verified (after comparing the number)")
+    v = sub.add_parser(
+        "verify", parents=[_JSON_FLAG], help="mark a contact verified (after comparing the number)"
+    )
     v.add_argument("user")
     v.add_argument("--number", help="the number the contact read out; refuse on mismatch")
     v.set_defaults(func=commands.verify)
-    t = sub.add_parser("trust", help="accept a contact's new or changed devices, unverified")
+    t = sub.add_parser(
+        "trust", parents=[_JSON_FLAG], help="accept a contact's new or changed devices, unverified"
+    )
     t.add_argument("user")
     t.set_defaults(func=commands.trust)
     return p

@@ -105,10 +105,15 @@ async def enrol(args: argparse.Namespace) -> int:
     home = args.home
     if Keystore.exists(home):
         ks = Keystore.open(home, passphrase_from_env_or_prompt)
-        if ks.device().status != "pending":
-            ks.close()
+        status = ks.device().status
+        if status == "pending":
+            return await _wait(args, ks)  # resume a pending enrolment
+        ks.close()
+        if status != "new":
             raise errors.KeystoreExists(f"{home} already holds an enrolled device")
-        return await _wait(args, ks)  # resume a pending enrolment
+        # Registration never completed (the server was not reached): nothing was sent or
+        # received with these keys, so start over with fresh ones.
+        Keystore.remove(home)
     if args.ca is None:
         raise errors.ClientError("pass --ca FILE: the appliance CA certificate to pin")
     server = _server(args, None)
@@ -134,6 +139,8 @@ async def enrol(args: argparse.Namespace) -> int:
 def _read_code() -> str:
     print("Code: ", end="", file=sys.stderr, flush=True)
     line = sys.stdin.readline()
+    if not sys.stdin.isatty():
+        print(file=sys.stderr)
     if not line.strip():
         raise errors.ClientError("no code given")
     return line.strip()

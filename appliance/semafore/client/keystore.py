@@ -79,6 +79,11 @@ class Keystore:
     def exists(home: Path) -> bool:
         return (home / FILENAME).exists()
 
+    @staticmethod
+    def remove(home: Path) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(Path(home) / FILENAME) + suffix).unlink(missing_ok=True)
+
     @classmethod
     def create(
         cls,
