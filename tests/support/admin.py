@@ -80,11 +80,13 @@ async def http_json(
     http: Any, method: str, path: str, body: Any = None, bearer: str | None = None,
     **kwargs: Any,
 ) -> tuple[int, Any]:
-    """(status, parsed JSON body or None) of one request."""
+    """(status, body) of one request: parsed JSON, or the text of anything else (None if empty)."""
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     async with http.request(method, path, json=body, headers=headers, **kwargs) as response:
         text = await response.text()
-        return response.status, (json.loads(text) if text else None)
+        if response.content_type in {"application/json", "application/problem+json"}:
+            return response.status, json.loads(text)
+        return response.status, (text or None)
 
 
 async def delivered_code(running: Any, phone: str) -> str:
