@@ -86,9 +86,10 @@ class Device:
     async def _publish_group(self, group: Group, audience: Sequence[str]) -> None:
         content, raw = new_content(GROUP_UPDATE, group=group.ref(), **update_extra(group))
         others = [u for u in dict.fromkeys(audience) if u != self.address.user_id]
-        # Check every member exists before anything is stored or sent.
+        # Check every member can be reached before anything is stored or sent.
         for user_id in others:
-            await self._listed(user_id)
+            if not await self._listed(user_id):
+                raise UnknownContact(f"{user_id} has no approved devices yet")
         with self.state.ks.transaction():
             self.messenger.groups.put(group)
         await self._fanout(others, content.mid, content, raw)

@@ -33,7 +33,7 @@ class Probe:
     def note_tokens(self) -> None:
         for name in (ACCESS, REFRESH):
             value = self.ks.credential(name)
-            if value:
+            if value and value not in self.tokens.values():
                 self.tokens[f"{name.replace('_', ' ')} ({len(self.tokens)})"] = value
 
     async def close(self) -> None:
