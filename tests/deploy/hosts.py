@@ -220,20 +220,32 @@ class Inventory:
         ]
         log(f"ansible-playbook {name} ({bundle.version}){' ' + ' '.join(extra) if extra else ''}")
         start = time.monotonic()
-        result = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd=bundle.root,
-            env=ansible_env(bundle.root / "ansible.cfg", mitogen=mitogen),
-        )
+        # Output to a file, not a pipe: ssh's ControlPersist master inherits the descriptors
+        # and would hold a pipe open for a minute after ansible-playbook exits.
+        log_file = self.path.parent / f"ansible-{name}-{time.time_ns()}.log"
+        with open(log_file, "w+") as out:
+            returncode = subprocess.run(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                check=False,
+                cwd=bundle.root,
+                env=ansible_env(bundle.root / "ansible.cfg", mitogen=mitogen),
+            ).returncode
+            out.seek(0)
+            output = out.read()
         seconds = time.monotonic() - start
-        output = result.stdout + result.stderr
         recap = _recap(output)
-        log(f"  -> rc={result.returncode} {recap} in {seconds:.0f}s")
-        return PlaybookRun(result.returncode, output, recap, seconds)
+        log(f"  -> rc={returncode} {recap} in {seconds:.0f}s")
+        return PlaybookRun(returncode, output, recap, seconds)
+
+
+def verify_report(output: str) -> dict[str, str]:
+    """The top-level fields of verify.yml's report (the "Show the report" task's YAML)."""
+    block = output.split("TASK [Show the report]", 1)[-1].split("PLAY RECAP", 1)[0]
+    return dict(re.findall(r"^ {8}(\w+): (\S.*)$", block, re.M))
 
 
 def ok(run_: PlaybookRun) -> PlaybookRun:
@@ -485,6 +497,7 @@ class VirtualMachine(Host):
             ]
         )
         console = self.workdir / f"console-{self.boots}.log"
+        qemu_log = open(self.workdir / f"qemu-{self.boots}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
                 "qemu-system-x86_64",
@@ -517,8 +530,9 @@ class VirtualMachine(Host):
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / f"qemu-{self.boots}.log", "wb"),  # noqa: SIM115
+            stderr=qemu_log,
         )
+        qemu_log.close()
         start = time.monotonic()
         wait_until(
             "SSH in the VM",
@@ -553,8 +567,8 @@ class VirtualMachine(Host):
     def ssh_config(self) -> str:
         return (
             f"Host {self.name}\n  HostName 127.0.0.1\n  Port {self.port}\n  User ansible\n"
-            f"  IdentityFile {self.key}\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
-            "  LogLevel ERROR\n  BatchMode yes\n"
+            f"  IdentityFile {self.key}\n  StrictHostKeyChecking no\n"
+            "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  BatchMode yes\n"
         )
 
     def ansible_hostvars(self) -> dict:
@@ -563,5 +577,7 @@ class VirtualMachine(Host):
             "ansible_port": self.port,
             "ansible_user": "ansible",
             "ansible_ssh_private_key_file": str(self.key),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            "ansible_ssh_common_args": (
+                "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+            ),
         }

@@ -47,8 +47,7 @@ class Story:
 
     def verify(self, bundle: hosts.Bundle | None = None) -> dict:
         result = hosts.ok(self.playbook("verify.yml", bundle=bundle))
-        report = re.search(r"^\{\n.*?^\}$", result.output, re.S | re.M)
-        return json.loads(report.group(0)) if report else {}
+        return hosts.verify_report(result.output)
 
 
 @pytest.fixture(scope="module")
@@ -216,18 +215,19 @@ def test_container_has_no_network(story):
             try:
                 accepted.append(listener.accept())
             except OSError:
-                pass
+                return
 
         thread = threading.Thread(target=accept)
         thread.start()
         probe = (
-            "import socket,sys\n"
-            "for target in [('127.0.0.1', %d), ('192.0.2.1', 443), ('10.0.2.2', %d)]:\n"
+            "import socket\n"
+            f"for target in [('127.0.0.1', {port}), ('192.0.2.1', 443), ('10.0.2.2', {port})]:\n"
             "    try:\n"
-            "        socket.create_connection(target, timeout=3).close(); print('CONNECTED', target)\n"
+            "        socket.create_connection(target, timeout=3).close()\n"
+            "        print('CONNECTED', target)\n"
             "    except OSError as e:\n"
             "        print('refused', target, e.__class__.__name__)\n"
-        ) % (port, port)
+        )
         out = c.ssh(f"python3 -c {hosts.shlex_quote(probe)}").stdout
         thread.join(timeout=15)
     assert "CONNECTED" not in out, out

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from hosts import REPO, VENV_BIN
 
 
