@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from semafore.client.device import Device
 from semafore.client.device_state import DeviceState
 from semafore.client.errors import KeystoreError, KeystoreExists, WrongPassphrase
 from semafore.client.keysource import Passphrase, RawKey
@@ -211,3 +212,34 @@ async def test_crash_never_reuses_a_message_key_on_send(tmp_path: Path):
     assert len(headers) == len(set(headers)) == 3
     got = await bob.drain()
     assert [m.content.body for m in got] == ["crash test send-after-commit", "after the crashes"]
+
+
+async def test_two_processes_on_one_device_never_reuse_a_message_key(tmp_path: Path):
+    """`listen` runs while `send` runs in another process on the same device directory."""
+    relay = MemoryRelay()
+    alice = await make_device(relay, tmp_path / "a", "alice", 1)
+    bob = await make_device(relay, tmp_path / "b", "bob", 1)
+    await alice.send_text("bob", "hello")
+    await bob.drain()
+    await bob.send_text("alice", "hi")
+
+    # A second "process" opens alice's keystore while the first keeps its state in memory.
+    other = Device(DeviceState(Keystore.open(tmp_path / "a", TEST_KEK)), relay.view(alice.address))
+    await other.send_text("bob", "from the other process")
+    await alice.drain()  # the first process commits a receive step after the other's send
+    await alice.send_text("bob", "from the first process")
+    await other.send_text("bob", "other again")
+
+    headers = [
+        e["header"]
+        for req in relay.requests
+        for e in req["envelopes"]
+        if e["from"]["user_id"] == "alice"
+    ]
+    assert len(headers) == len(set(headers)) == 4
+    got = await bob.drain()
+    assert [m.content.body for m in got] == [
+        "from the other process",
+        "from the first process",
+        "other again",
+    ]

@@ -1,10 +1,10 @@
 """This device's protocol state (semafore.protocol.SessionManager) persisted in the keystore.
 
-`with state.step() as manager:` runs protocol calls and then writes every record they changed
-(device keys, session records, contact identities) in the SAME keystore transaction as whatever
-else the caller writes inside the block (the decrypted message, the outgoing ciphertexts). If
-the block or the COMMIT fails, the in-memory manager is reloaded from disk, so memory is never
-ahead of the file.
+`with state.step() as manager:` reloads the state inside a write transaction, runs protocol
+calls, and then writes every record they changed (device keys, session records, contact
+identities) in the SAME keystore transaction as whatever else the caller writes inside the
+block (the decrypted message, the outgoing ciphertexts). If the block or the COMMIT fails, the
+in-memory manager is reloaded from disk, so memory is never ahead of the file.
 """
 
 from __future__ import annotations
@@ -70,8 +70,15 @@ class DeviceState:
 
     @contextmanager
     def step(self) -> Iterator[SessionManager]:
+        # Another process on the same device directory (a `send` while `listen` runs) may have
+        # committed since this one last looked: the state is read again inside the write
+        # transaction, so a step always starts from what is on disk and never writes back an
+        # older ratchet state (that would reuse message keys, PROTOCOL s13).
+        nested = self.ks.in_transaction
         try:
             with self.ks.transaction():
+                if not nested:
+                    self.manager = self._load()
                 yield self.manager
                 self._persist(self.manager.take_changes())
         except BaseException:

@@ -198,6 +198,10 @@ class Keystore:
         self._in_tx = False
         self.conn.execute("COMMIT")
 
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_tx
+
     def require_tx(self) -> None:
         if not self._in_tx:
             raise KeystoreError("keystore write outside a transaction")  # a bug, never user error
