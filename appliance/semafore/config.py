@@ -291,6 +291,28 @@ class AuditSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FilesSettings:
+    max_upload_bytes: int = 104_857_600
+    org_quota_bytes: int = 10_737_418_240
+    retention_days: int = 30
+    abandoned_upload_seconds: int = 86_400
+    upload_idle_timeout_seconds: float = 60.0
+    max_open_uploads_per_device: int = 16
+    sweep_interval_seconds: float = 300.0
+
+    def _check(self) -> None:
+        _in_range("files.max_upload_bytes", self.max_upload_bytes, 1, 1 << 42)
+        _in_range("files.org_quota_bytes", self.org_quota_bytes, 1, 1 << 50)
+        _in_range("files.retention_days", self.retention_days, 1, 3650)
+        _in_range("files.abandoned_upload_seconds", self.abandoned_upload_seconds, 60, 30 * 86_400)
+        _in_range("files.upload_idle_timeout_seconds", self.upload_idle_timeout_seconds, 0.1, 3600)
+        _in_range("files.max_open_uploads_per_device", self.max_open_uploads_per_device, 1, 1000)
+        _in_range("files.sweep_interval_seconds", self.sweep_interval_seconds, 0.01, 86_400)
+        if self.max_upload_bytes > self.org_quota_bytes:
+            raise ConfigError("files.max_upload_bytes: must not exceed files.org_quota_bytes")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole configuration: build it with :func:`load_settings` / :func:`settings_from_dict`."""
 
@@ -305,6 +327,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
     push: PushSettings = field(default_factory=PushSettings)
+    files: FilesSettings = field(default_factory=FilesSettings)
     source: Path | None = None
 
     def resolve(self, path: Path) -> Path:
@@ -324,6 +347,7 @@ SECTIONS: dict[str, type] = {
     "metrics": MetricsSettings,
     "relay": RelaySettings,
     "push": PushSettings,
+    "files": FilesSettings,
 }
 
 
