@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from semafore.client.device_state import DeviceState
 from semafore.client.keysource import Passphrase
 from semafore.client.keystore import Keystore
 from semafore.client.messaging import new_content
+from semafore.services import ManualClock
 from semafore.web.appkeys import SERVICES
 from support.appliance import Appliance
 from support.relay_client import RELAY_TEST_CONFIG
@@ -48,24 +49,32 @@ class Org:
 
 
 @pytest.fixture
-async def org(appliance: Appliance, start_server, tmp_path: Path) -> AsyncIterator[Org]:  # type: ignore[no-untyped-def]
-    appliance.configure(**RELAY_TEST_CONFIG)
-    server = await start_server()
-    services = server.app[SERVICES]
-    phones = {"alice": "+447700900101", "bob": "+447700900102", "carol": "+447700900103"}
-    created, _ = await services.orgs.create_org("Acme", phones["alice"], actor="operator")
-    for user in ("bob", "carol"):
-        await services.members.add_member(created.org_id, phones[user], actor="operator")
-    settings = appliance.settings()
-    yield Org(
-        server,
-        services,
-        created.org_id,
-        settings.resolve(settings.otp.file_spool_dir),
-        appliance.ca_path,
-        tmp_path,
-        phones,
-    )
+async def make_org(appliance: Appliance, start_server, tmp_path: Path):  # type: ignore[no-untyped-def]
+    async def make(clock: Any = None) -> Org:
+        appliance.configure(**RELAY_TEST_CONFIG)
+        server = await start_server(clock=clock) if clock else await start_server()
+        services = server.app[SERVICES]
+        phones = {"alice": "+447700900101", "bob": "+447700900102", "carol": "+447700900103"}
+        created, _ = await services.orgs.create_org("Acme", phones["alice"], actor="operator")
+        for user in ("bob", "carol"):
+            await services.members.add_member(created.org_id, phones[user], actor="operator")
+        settings = appliance.settings()
+        return Org(
+            server,
+            services,
+            created.org_id,
+            settings.resolve(settings.otp.file_spool_dir),
+            appliance.ca_path,
+            tmp_path,
+            phones,
+        )
+
+    return make
+
+
+@pytest.fixture
+async def org(make_org) -> Org:  # type: ignore[no-untyped-def]
+    return await make_org()
 
 
 async def test_two_users_and_a_second_device_that_sees_both_sides(org: Org):
@@ -221,3 +230,28 @@ async def test_safety_numbers_and_the_identity_change_rule(org: Org):
     await alice.ok("trust", bob.user_id)
     sent = (await alice.ok("--json", "send", bob.user_id, "still there?")).json()
     assert sent["devices"] == 2
+
+
+async def test_expired_access_tokens_are_refreshed(make_org):  # type: ignore[no-untyped-def]
+    clock = ManualClock(time.time())
+    org = await make_org(clock)
+    alice = await org.enrol("alice", "alice")
+    bob = await org.enrol("bob", "bob")
+    refresh_before = _credential(bob, "refresh_token")
+
+    clock.advance(3600)  # every access token issued so far has expired
+    listener = await bob.start("--json", "listen", "--count", "1", "--timeout", "60")
+    await asyncio.sleep(2)  # bob's WebSocket handshake got a 401 and reconnected after refresh
+    await alice.ok("send", bob.user_id, "after expiry")  # alice refreshes over HTTP
+    out, err = await asyncio.wait_for(listener.communicate(), 60)
+    assert listener.returncode == 0, err.decode()
+    assert json.loads(out.decode().splitlines()[0])["body"] == "after expiry"
+    assert _credential(bob, "refresh_token") != refresh_before  # rotated, single use
+
+
+def _credential(device: CliDevice, name: str) -> str | None:
+    ks = Keystore.open(device.home, Passphrase(PASSPHRASE))
+    try:
+        return ks.credential(name)
+    finally:
+        ks.close()
