@@ -13,6 +13,9 @@ from support.appliance import Appliance
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+# The admin portal's HTML pages are not part of the API contract (tests/web/test_portal_*.py
+# and tests/browser cover them); every other route must be documented.
+PORTAL_HTML_PREFIX = "/portal"
 
 
 def app_routes(appliance: Appliance) -> set[tuple[str, str]]:
@@ -24,7 +27,12 @@ def app_routes(appliance: Appliance) -> set[tuple[str, str]]:
             method = "any"
         routes.add((method, route.resource.canonical))
     # aiohttp adds HEAD beside every GET; the document describes the GET.
-    return {(m, p) for m, p in routes if not (m == "head" and ("get", p) in routes)}
+    return {(m, p) for m, p in routes
+            if not (m == "head" and ("get", p) in routes) and not is_portal_page(p)}
+
+
+def is_portal_page(path: str) -> bool:
+    return path == PORTAL_HTML_PREFIX or path.startswith(PORTAL_HTML_PREFIX + "/")
 
 
 def documented_routes() -> set[tuple[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from semafore.web import portal
 from semafore.web.routes import (
     admin_audit,
     admin_auth,
@@ -43,4 +44,5 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     admin_audit,
     admin_members,
     admin_devices,
+    portal,  # HTML pages under /portal/ (not part of the API contract)
 )
