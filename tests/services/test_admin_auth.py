@@ -311,6 +311,26 @@ async def test_reauthentication_makes_the_sign_in_recent_again(env: AdminEnv) ->
     assert len(await events(env, "admin.reauthenticated")) == 1
 
 
+async def test_recent_sign_in_is_required_where_asked_and_tokens_never_have_it(
+    env: AdminEnv,
+) -> None:
+    session = await env.sign_in()
+    auth = env.admin.admin_auth
+    auth.require_recent_sign_in(await auth.authenticate(session.token))
+    env.clock.advance(899)
+    principal = await auth.authenticate(session.token)
+    auth.require_recent_sign_in(principal)
+    env.clock.advance(1)
+    with pytest.raises(Forbidden) as err:
+        auth.require_recent_sign_in(principal)
+    assert err.value.code == "recent_sign_in_required"
+    await auth.reauthenticate(principal, session.token, code=env.totp_code())
+    auth.require_recent_sign_in(await auth.authenticate(session.token))
+    created = await env.admin.api_tokens.create(principal, name="ci", scopes=["devices:write"])
+    with pytest.raises(Forbidden):
+        auth.require_recent_sign_in(await auth.authenticate(created.secret))
+
+
 async def test_sessions_end_when_the_member_is_no_longer_an_admin(env: AdminEnv) -> None:
     session = await env.sign_in()
     members = env.identity.services.members

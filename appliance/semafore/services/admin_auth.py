@@ -345,6 +345,18 @@ class AdminAuthService:
                                   code="admin_session_expired")
         return principal
 
+    def require_recent_sign_in(self, principal: AdminPrincipal) -> None:
+        """For actions that want a fresh second factor (the portal's approve and revoke): the
+        session's last TOTP proof must be within ``admin.recent_sign_in_seconds``. API tokens
+        never count as recent."""
+        if not principal.signed_in_recently(self._clock.now(),
+                                            self._settings.recent_sign_in_seconds):
+            raise Forbidden(
+                "confirm it is you: enter a code from your authenticator app again",
+                code="recent_sign_in_required",
+                details={"reauth": "/v1/admin/session/reauth"},
+            )
+
     async def session_info(self, principal: AdminPrincipal, token: str) -> SessionInfo:
         async with self._db.read() as conn:
             row = await store.get_session(conn, self._session_hash(token))

@@ -26,7 +26,6 @@ from semafore.services.errors import InvalidInput
 from semafore.storage import Database
 from semafore.storage import audit as store
 from semafore.storage.audit_chain import (
-    EVENT_NAME,
     AuditEntry,
     ChainVerifier,
     Checkpoint,
@@ -233,12 +232,3 @@ async def verify_connection(
             break
     return verifier.finish()
 
-
-__all__ = [
-    "EVENT_NAME",
-    "AuditPage",
-    "AuditService",
-    "entry_dict",
-    "parse_filter",
-    "verify_connection",
-]
