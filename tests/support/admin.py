@@ -101,6 +101,28 @@ async def delivered_code(running: Any, phone: str) -> str:
     return messages[-1].split("code is ")[1][:6]
 
 
+async def enrolled_device(
+    running: Any, org_id: str, phone: str, *, approve: bool
+) -> tuple[str, int, str | None]:
+    """A device of ``phone`` enrolled with real keys through the server's services (and
+    approved if asked): (user_id, device_id, access token or None while pending)."""
+    from semafore.web.appkeys import SERVICES
+    from support.identity import EnrollingDevice
+
+    services = running.app[SERVICES]
+    await services.enrolment.request_code(phone, client_address=None)
+    ticket = await services.enrolment.verify_code(phone, await delivered_code(running, phone))
+    registration = await services.enrolment.register(
+        ticket.ticket, EnrollingDevice().registration(ticket.user_id, ticket.device_id))
+    if not approve:
+        return registration.user_id, registration.device_id, None
+    await services.devices.approve(org_id, registration.user_id, registration.device_id,
+                                   actor="operator")
+    state = await services.enrolment.status(registration.enrolment_secret)
+    assert state.tokens is not None
+    return registration.user_id, registration.device_id, state.tokens.access_token
+
+
 @dataclass
 class HttpAdmin:
     """An admin signed in over HTTPS: the session token and the authenticator's secret."""

@@ -17,9 +17,14 @@ from semafore.services import ManualClock, Services
 from semafore.services import totp as totp_codes
 from semafore.storage.audit_chain import checkpoint_message
 from semafore.web.appkeys import SERVICES
-from support.admin import ADMIN_PHONE, HttpAdmin, http_json, sign_in_over_http
+from support.admin import (
+    ADMIN_PHONE,
+    HttpAdmin,
+    enrolled_device,
+    http_json,
+    sign_in_over_http,
+)
 from support.appliance import Appliance, RunningServer, client_session
-from support.identity import EnrollingDevice
 
 MEMBER = "+447700900002"
 UNKNOWN = "+447700900999"
@@ -116,28 +121,11 @@ async def test_reauth_over_http(
 # -- device and admin credentials -----------------------------------------------------------------
 
 
-async def approved_device_token(http: aiohttp.ClientSession, running: RunningServer,
-                                org_id: str) -> str:
-    services: Services = running.app[SERVICES]
-    await services.enrolment.request_code(MEMBER, client_address=None)
-    await services.otp.wait_for_deliveries()
-    from support.admin import delivered_code
-
-    ticket = await services.enrolment.verify_code(MEMBER, await delivered_code(running, MEMBER))
-    device = EnrollingDevice()
-    registration = await services.enrolment.register(
-        ticket.ticket, device.registration(ticket.user_id, ticket.device_id))
-    await services.devices.approve(org_id, registration.user_id, registration.device_id,
-                                   actor="operator")
-    state = await services.enrolment.status(registration.enrolment_secret)
-    assert state.tokens is not None
-    return state.tokens.access_token
-
-
 async def test_device_token_refused_on_admin_routes_and_admin_token_on_device_routes(
     http: aiohttp.ClientSession, running: RunningServer, org_id: str, admin: HttpAdmin
 ) -> None:
-    device_token = await approved_device_token(http, running, org_id)
+    _, _, device_token = await enrolled_device(running, org_id, MEMBER, approve=True)
+    assert device_token is not None
     assert (await http_json(http, "GET", "/v1/me", bearer=device_token))[0] == 200
     for method, path in (("GET", "/v1/admin/session"), ("GET", "/v1/admin/audit"),
                          ("GET", "/v1/admin/tokens")):

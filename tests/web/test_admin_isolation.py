@@ -26,9 +26,8 @@ import pytest
 from semafore.services import ManualClock, Services
 from semafore.services.admin_principal import SCOPES
 from semafore.web.appkeys import SERVICES
-from support.admin import HttpAdmin, delivered_code, http_json, sign_in_over_http
+from support.admin import HttpAdmin, enrolled_device, http_json, sign_in_over_http
 from support.appliance import Appliance, RunningServer, client_session
-from support.identity import EnrollingDevice
 
 A_ADMIN, A_MEMBER = "+447700900001", "+447700900002"
 B_ADMIN, B_MEMBER, B_PENDING = "+447700900101", "+447700900102", "+447700900103"
@@ -75,19 +74,6 @@ async def http(
 ) -> AsyncIterator[aiohttp.ClientSession]:
     async with client_session(running.url, ca_ssl_context) as session:
         yield session
-
-
-async def enrolled_device(running: RunningServer, org_id: str, phone: str, *,
-                          approve: bool) -> tuple[str, int]:
-    services: Services = running.app[SERVICES]
-    await services.enrolment.request_code(phone, client_address=None)
-    ticket = await services.enrolment.verify_code(phone, await delivered_code(running, phone))
-    registration = await services.enrolment.register(
-        ticket.ticket, EnrollingDevice().registration(ticket.user_id, ticket.device_id))
-    if approve:
-        await services.devices.approve(org_id, registration.user_id, registration.device_id,
-                                       actor="operator")
-    return registration.user_id, registration.device_id
 
 
 @pytest.fixture
