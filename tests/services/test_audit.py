@@ -190,6 +190,26 @@ async def test_checkpoints_are_signed_and_only_made_when_the_log_grew(env: Admin
     assert report.ok and report.checkpoints == 2 and report.latest_checkpoint == second
 
 
+async def test_the_periodic_task_signs_only_when_the_log_grew(env: AdminEnv) -> None:
+    intervals: list[float] = []
+
+    async def tick(seconds: float) -> None:
+        intervals.append(seconds)
+        if len(intervals) == 3:
+            await append(env)
+        if len(intervals) == 5:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await env.admin.audit.run_checkpoints(sleep=tick)
+    assert intervals == [3600.0] * 5
+    async with env.database.read() as conn:
+        signed = await store.checkpoints(conn)
+    entries = await all_entries(env)
+    # After tick 1: signed; tick 2: no growth; tick 3 appends, then signed; tick 4: no growth.
+    assert [c.tree_size for c in signed] == [len(entries) - 1, len(entries)]
+
+
 async def test_background_signs_a_checkpoint_at_shutdown(env: AdminEnv) -> None:
     async with env.admin.background():
         await append(env)

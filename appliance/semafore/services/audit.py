@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -211,10 +211,13 @@ class AuditService:
 
         return await self._db.write("audit.checkpoint", unit)
 
-    async def run_checkpoints(self) -> None:
-        """Background task: sign a checkpoint every ``audit.checkpoint_interval_seconds``."""
+    async def run_checkpoints(
+        self, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+    ) -> None:
+        """Background task: every ``audit.checkpoint_interval_seconds``, sign a checkpoint if
+        the log grew since the last one."""
         while True:
-            await asyncio.sleep(self._settings.checkpoint_interval_seconds)
+            await sleep(self._settings.checkpoint_interval_seconds)
             try:
                 await self.checkpoint(only_if_grown=True)
             except Exception:
