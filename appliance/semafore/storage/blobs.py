@@ -2,9 +2,11 @@
 
 Ids are generated here (160 random bits, lowercase base32, 32 characters) and are the only
 thing that names a file; a client-supplied id is checked against that alphabet and length
-before it becomes a path, and every path is checked to stay under the root. Writes are atomic:
-a temporary file in ``tmp/`` is filled, fsynced, renamed into place and the directory fsynced,
-so a crash leaves either the whole blob or nothing (stale temporaries are swept at start).
+before it becomes a path, and the path must resolve to itself under the root (no symbolic link
+anywhere on the way). Files live in 1,024 shard directories ``<root>/<first two characters>/``
+made by :meth:`BlobStore.prepare`. Writes are atomic: a temporary file in ``tmp/`` is filled,
+fsynced, renamed into place and the directory fsynced, so a crash leaves either the whole blob
+or nothing (stale temporaries are swept at start).
 """
 
 from __future__ import annotations
@@ -12,17 +14,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import os
 import re
 import secrets
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from semafore.storage.errors import StorageError
 
 BLOB_ID_BYTES = 20
-_BLOB_ID = re.compile(r"^[a-z2-7]{32}$")
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_BLOB_ID = re.compile(r"[a-z2-7]{32}")
+
+T = TypeVar("T")
 
 
 def new_blob_id() -> str:
@@ -30,8 +37,8 @@ def new_blob_id() -> str:
     return base64.b32encode(raw).decode("ascii").lower()
 
 
-def is_blob_id(value: str) -> bool:
-    return bool(_BLOB_ID.fullmatch(value))
+def is_blob_id(value: object) -> bool:
+    return isinstance(value, str) and _BLOB_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,50 +49,69 @@ class StoredBlob:
 
 
 class BlobStore:
-    """Atomic, jailed storage of opaque blobs."""
+    """Atomic, jailed storage of opaque blobs. Call :meth:`prepare` once at start-up."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self._tmp = self.root / "tmp"
 
     def prepare(self) -> int:
-        """Create the directories (0700) and remove temporaries left by a crash; return count."""
+        """Create the directories (0700), remove temporaries left by a crash; return how many.
+
+        Only at start-up: it would also remove the temporaries of uploads in progress.
+        """
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._tmp.mkdir(exist_ok=True, mode=0o700)
+        shards = map("".join, itertools.product(_ALPHABET, repeat=2))
+        for name in ("tmp", *shards):
+            directory = self.root / name
+            directory.mkdir(exist_ok=True, mode=0o700)
+            if directory.is_symlink():
+                raise StorageError(
+                    f"{directory} is a symbolic link; the blob store will not follow it",
+                    code="storage_unavailable",
+                )
+        _fsync_dir(self.root)
         removed = 0
         for stale in self._tmp.iterdir():
-            stale.unlink(missing_ok=True)
-            removed += 1
+            if stale.is_symlink() or stale.is_file():
+                stale.unlink(missing_ok=True)
+                removed += 1
         return removed
 
     def path_for(self, blob_id: str) -> Path:
         """The file for ``blob_id``; raises ``blob_id_invalid`` for anything not ours."""
-        if not isinstance(blob_id, str) or not is_blob_id(blob_id):
+        if not is_blob_id(blob_id):
             raise StorageError("not a valid blob id", code="blob_id_invalid")
-        path = (self.root / blob_id[:2] / blob_id).resolve()
-        if not path.is_relative_to(self.root) or path.parent.parent != self.root:
+        path = self.root / blob_id[:2] / blob_id
+        if path.resolve() != path:  # a symbolic link was planted on the way
             raise StorageError("not a valid blob id", code="blob_id_invalid")
         return path
 
     async def put(self, chunks: AsyncIterable[bytes]) -> StoredBlob:
-        """Stream ``chunks`` into a new blob; never holds the whole blob in memory."""
+        """Stream ``chunks`` into a new blob; never holds the whole blob in memory.
+
+        If the stream fails or the caller is cancelled, neither the blob nor a temporary remains.
+        """
         blob_id = new_blob_id()
+        final = self.path_for(blob_id)
         tmp = self._tmp / f"{blob_id}.part"
         digest = hashlib.sha256()
         size = 0
-        fd = await asyncio.to_thread(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            async for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                await asyncio.to_thread(_write_all, fd, chunk)
-            await asyncio.to_thread(os.fsync, fd)
+            fd = await _io(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                async for chunk in chunks:  # the source's own errors pass through unchanged
+                    digest.update(chunk)
+                    size += len(chunk)
+                    await _io(_write_all, fd, chunk)
+                await _io(os.fsync, fd)
+            finally:
+                os.close(fd)
+            await _io(_publish, tmp, final)
         except BaseException:
-            os.close(fd)
             tmp.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
             raise
-        os.close(fd)
-        await asyncio.to_thread(self._publish, tmp, self.path_for(blob_id))
         return StoredBlob(blob_id, size, digest.digest())
 
     async def put_bytes(self, data: bytes) -> StoredBlob:
@@ -93,15 +119,6 @@ class BlobStore:
             yield data
 
         return await self.put(one())
-
-    def _publish(self, tmp: Path, final: Path) -> None:
-        try:
-            final.parent.mkdir(exist_ok=True, mode=0o700)
-            os.rename(tmp, final)
-            _fsync_dir(final.parent)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
 
     def exists(self, blob_id: str) -> bool:
         return self.path_for(blob_id).is_file()
@@ -114,23 +131,16 @@ class BlobStore:
 
     def read_range(self, blob_id: str, start: int = 0, end: int | None = None,
                    chunk_size: int = 1 << 16) -> Iterator[bytes]:
-        """Yield bytes ``[start, end)`` of the blob in chunks (blocking; run in a thread)."""
+        """Yield bytes ``[start, end)`` of the blob in chunks (blocking; run in a thread).
+
+        A missing blob raises ``blob_not_found`` here, before the first chunk is asked for.
+        """
+        if start < 0 or (end is not None and end < start) or chunk_size <= 0:
+            raise ValueError("invalid byte range")
         path = self.path_for(blob_id)
-        try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            raise StorageError("no such blob", code="blob_not_found") from None
-        with handle:
-            handle.seek(start)
-            remaining = None if end is None else max(0, end - start)
-            while remaining is None or remaining > 0:
-                want = chunk_size if remaining is None else min(chunk_size, remaining)
-                data = handle.read(want)
-                if not data:
-                    return
-                if remaining is not None:
-                    remaining -= len(data)
-                yield data
+        if not path.is_file():
+            raise StorageError("no such blob", code="blob_not_found")
+        return _read_chunks(path, start, end, chunk_size)
 
     def delete(self, blob_id: str) -> bool:
         path = self.path_for(blob_id)
@@ -143,13 +153,61 @@ class BlobStore:
 
     def ids(self) -> Iterator[str]:
         for shard in self.root.iterdir():
-            if shard.is_dir() and shard != self._tmp:
+            if shard.is_dir() and not shard.is_symlink() and len(shard.name) == 2:
                 for entry in shard.iterdir():
                     if is_blob_id(entry.name):
                         yield entry.name
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _read_chunks(path: Path, start: int, end: int | None, chunk_size: int) -> Iterator[bytes]:
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:  # deleted since read_range() looked
+        raise StorageError("no such blob", code="blob_not_found") from None
+    with handle:
+        handle.seek(start)
+        remaining = None if end is None else end - start
+        while remaining is None or remaining > 0:
+            want = chunk_size if remaining is None else min(chunk_size, remaining)
+            data = handle.read(want)
+            if not data:
+                return
+            if remaining is not None:
+                remaining -= len(data)
+            yield data
+
+
+async def _blocking(fn: Callable[..., T], *args: object) -> T:
+    """Run ``fn`` in a thread. If cancelled, wait for it to finish before returning, so the
+    caller's clean-up never races it (closing a file descriptor it is still writing to)."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # already handled by the caller's clean-up; mark it retrieved
+        raise
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    os.rename(tmp, final)
+    _fsync_dir(final.parent)
+
+
+async def _io(fn: Callable[..., T], *args: object) -> T:
+    """:func:`_blocking` for file operations: an OSError means the disk is full or failing."""
+    try:
+        return await _blocking(fn, *args)
+    except OSError as exc:
+        raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: OSError) -> StorageError:
+    return StorageError(f"blob store: {exc.strerror}", code="storage_unavailable")
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
