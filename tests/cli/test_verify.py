@@ -17,10 +17,13 @@ pytestmark = pytest.mark.slow
 def verify(appliance: Appliance, served: ServeProcess, *extra: str):  # type: ignore[no-untyped-def]
     return run_semafore(
         "verify",
-        "--config", str(appliance.config_path),
-        "--server", served.url,
+        "--config",
+        str(appliance.config_path),
+        "--server",
+        served.url,
         "--no-journal",
-        "--log-file", str(served.log_path),
+        "--log-file",
+        str(served.log_path),
         *extra,
         timeout=180,
     )
@@ -40,10 +43,16 @@ def test_passes_on_a_fresh_install(appliance: Appliance, serve_process: ServePro
     assert all(step["ok"] for step in report["steps"])
     steps = [s["step"] for s in report["steps"]]
     assert "device 2 decrypts it" in steps and "device 1 decrypts the reply" in steps
+    file_step = [s for s in report["steps"] if "file" in s["step"]]
+    if not any(s.get("skipped") for s in file_step):  # once the file API is served
+        assert "device 2 downloads and decrypts it" in steps
+        blobs = [s for p in report["passes"].values() for s in p["scanned"] if s["kind"] == "blob"]
+        assert any(s["bytes"] > 0 for s in blobs)
     kinds = {s["kind"] for p in report["passes"].values() for s in p["scanned"]}
     assert {"database", "wal", "log"} <= kinds
     searched = {n["kind"] for n in report["searched_for"]}
     assert searched == {"plaintext", "phone", "token"}
+    assert "file content" in {n["label"] for n in report["searched_for"]}
     assert sum(n["kind"] == "token" for n in report["searched_for"]) >= 6
     # The report names what it searched for, never the values themselves.
     assert "+999" not in result.stdout and "semafore-verify " not in result.stdout

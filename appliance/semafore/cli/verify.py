@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from semafore.cli.common import add_config_option, load_settings
-from semafore.client.probe import Probe, enrol_probe, receive_text
+from semafore.client.errors import NotFound
+from semafore.client.probe import Probe, enrol_probe, receive_file, receive_text, send_file
 from semafore.config import Settings
 from semafore.errors import SemaforeError
 from semafore.services import SystemClock, build_identity_services
@@ -120,6 +121,8 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> dict[str, Any
     needles = [
         Needle(f"message text {i + 1}", "plaintext", t.encode()) for i, t in enumerate(texts)
     ]
+    file_line = f"semafore-verify file {secrets.token_hex(12)}"
+    needles.append(Needle("file content", "plaintext", file_line.encode()))
     try:
         clock = SystemClock()
         # Codes for the throwaway accounts stay in this process; the server's provider is
@@ -163,13 +166,8 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> dict[str, Any
                 await _step(
                     report, "device 1 decrypts the reply", receive_text(a, texts[1], args.timeout)
                 )
-                report["steps"].append(
-                    {
-                        "step": "file",
-                        "ok": True,
-                        "skipped": True,
-                        "detail": "not exchanged: this server has no file API yet",
-                    }
+                await _exchange_file(
+                    report, a, b, accounts_made[1].user_id, Path(tmp), file_line, args.timeout
                 )
             except _StepFailed:
                 pass
@@ -213,6 +211,54 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> dict[str, Any
 
 class _StepFailed(Exception):
     pass
+
+
+FILE_LINES = 4000  # about 200 KB: several encrypted chunks
+
+
+async def _exchange_file(
+    report: dict[str, Any],
+    a: Probe,
+    b: Probe,
+    to_user: str,
+    tmp: Path,
+    line: str,
+    wait_seconds: float,
+) -> None:
+    source = tmp / "verification-file.txt"
+    content = (line + "\n").encode() * FILE_LINES
+    source.write_bytes(content)
+    try:
+        mid = await send_file(a, to_user, source)
+    except NotFound:
+        report["steps"].append(
+            {
+                "step": "file",
+                "ok": True,
+                "skipped": True,
+                "detail": "not exchanged: this server has no file API",
+            }
+        )
+        return
+    except (SemaforeError, OSError) as exc:
+        report["steps"].append({"step": "device 1 sends a file", "ok": False, "detail": str(exc)})
+        raise _StepFailed from None
+    finally:
+        source.unlink(missing_ok=True)
+    report["steps"].append(
+        {"step": f"device 1 sends a file ({len(content)} bytes)", "ok": True, "detail": ""}
+    )
+    out = tmp / "received"
+    out.mkdir()
+    got = await _step(
+        report, "device 2 downloads and decrypts it", receive_file(b, mid, out, wait_seconds)
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    if got != content:
+        report["steps"].append(
+            {"step": "the file is byte-identical", "ok": False, "detail": "content differs"}
+        )
+        raise _StepFailed
 
 
 async def _step(report: dict[str, Any], name: str, work: Awaitable[T]) -> T:

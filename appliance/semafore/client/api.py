@@ -134,9 +134,7 @@ class ApiClient:
 
     async def ack(self, server_ids: Sequence[str]) -> None:
         if server_ids:
-            await self.http.request(
-                "POST", "/v1/messages/ack", json_body={"ids": list(server_ids)}
-            )
+            await self.http.request("POST", "/v1/messages/ack", json_body={"ids": list(server_ids)})
 
     async def one_time_pre_key_count(self) -> int:
         body = await self.http.request("GET", "/v1/keys/one-time-pre-keys")

@@ -102,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
         func=commands.group_list
     )
 
+    sf = sub.add_parser(
+        "send-file", parents=[_JSON_FLAG], help="encrypt a file, upload it, send it to a user"
+    )
+    sf.add_argument("path", type=Path)
+    sf.add_argument("to", metavar="USER|GROUP", help="user id, phone number, or group name/id")
+    sf.add_argument("--caption", help="a text sent with the file")
+    sf.add_argument("--group", action="store_true", help="TO names a group")
+    sf.set_defaults(func=commands.send_file)
+    gf = sub.add_parser(
+        "get-file", parents=[_JSON_FLAG], help="download, check and decrypt a received file"
+    )
+    gf.add_argument("message", metavar="MID", help="the message id (`mid` in `listen --json`)")
+    gf.add_argument("out", nargs="?", type=Path, default=Path("."), help="file or directory")
+    gf.set_defaults(func=commands.get_file)
+
     sn = sub.add_parser(
         "safety-number", parents=[_JSON_FLAG], help="the 60-digit number to compare with a contact"
     )

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from semafore.client import errors
+from semafore.client import errors, transfer
 from semafore.client.api import ApiClient
+from semafore.client.attachments import open_blob, receive_path, seal_file
 from semafore.client.device import Device
 from semafore.client.device_state import DeviceState
 from semafore.client.enrolment import poll_status, register_device, wait_for_approval
@@ -22,6 +23,7 @@ from semafore.client.keysource import passphrase_from_env_or_prompt
 from semafore.client.keystore import Keystore, UseKeyring
 from semafore.client.listener import listen_forever
 from semafore.client.output import emit, message_record, warn
+from semafore.client.transfer import ProgressBar
 from semafore.protocol import DeviceAddress
 
 
@@ -260,6 +262,52 @@ async def listen(args: argparse.Namespace) -> int:
             await asyncio.wait_for(listen_forever(device, s.api, show), remaining)
     if args.count is not None and seen < args.count:
         raise errors.ClientError(f"timed out after {seen} of {args.count} message(s)")
+    return 0
+
+
+# -- files (PROTOCOL s9) ------------------------------------------------------------------------
+
+
+async def send_file(args: argparse.Namespace) -> int:
+    async with open_device(args) as s:
+        group = s.device.messenger.groups.find(args.to) if args.group else None
+        user_id = None if group is not None else await resolve_user(s, args.to)
+        sealed = await asyncio.to_thread(seal_file, args.path, args.home)
+        try:
+            bar = ProgressBar("uploading", sealed.blob_size)
+            file_id = await transfer.upload(s.api.http, sealed.blob_path, sealed.blob_size, bar)
+            bar.done()
+            result = await s.device.send_attachment(
+                sealed.pointer(file_id), args.caption, user_id=user_id, group=group
+            )
+        finally:
+            sealed.discard()
+    _print(
+        args,
+        f"sent {sealed.name} ({sealed.secrets.size} bytes) to {args.to}"
+        f" ({result.devices} device(s))",
+        {
+            "msg_id": result.msg_id,
+            "devices": result.devices,
+            "file_id": file_id,
+            "size": sealed.secrets.size,
+        },
+    )
+    return 0
+
+
+async def get_file(args: argparse.Namespace) -> int:
+    async with open_device(args) as s:
+        await s.device.drain()  # the message may still be waiting on the server
+        message = s.device.messenger.messages.find(args.message)
+        if message is None or message.content.att is None:
+            raise errors.ClientError(f"no received file with message id {args.message}")
+        pointer = message.content.att
+        target = receive_path(args.out, pointer)
+        bar = ProgressBar("downloading", pointer.size)
+        size = await open_blob(transfer.download(s.api.http, pointer.id, bar), pointer, target)
+        bar.done()
+    _print(args, f"saved {target} ({size} bytes)", {"path": str(target), "size": size})
     return 0
 
 

@@ -20,6 +20,7 @@ from semafore.client.groups import Group, update_extra
 from semafore.client.messaging import Messenger, Received, Undecryptable, new_content
 from semafore.client.relay import Delivery, ListedDevice, Relay
 from semafore.protocol import (
+    AttachmentPointer,
     Bundle,
     Content,
     DeviceAddress,
@@ -31,7 +32,7 @@ from semafore.protocol import (
 )
 from semafore.protocol.binding import verify_identity_binding
 from semafore.protocol.constants import OPK_BATCH, OPK_REFILL_BELOW
-from semafore.protocol.content import GROUP_UPDATE, TEXT
+from semafore.protocol.content import ATTACHMENT, GROUP_UPDATE, TEXT
 from semafore.protocol.keys import DHPublicKey, SigningPublicKey
 
 log = logging.getLogger("semafore.client")
@@ -62,6 +63,23 @@ class Device:
 
     async def send_text(self, user_id: str, text: str) -> SendResult:
         content, raw = new_content(TEXT, text, to=user_id)
+        return await self._fanout([user_id], content.mid, content, raw)
+
+    async def send_attachment(
+        self,
+        pointer: AttachmentPointer,
+        caption: str | None = None,
+        *,
+        user_id: str | None = None,
+        group: Group | None = None,
+    ) -> SendResult:
+        """The pointer of an uploaded blob, to a user or a group (PROTOCOL s9)."""
+        if group is not None:
+            content, raw = new_content(ATTACHMENT, caption, group=group.ref(), att=pointer)
+            others = [u for u in group.members if u != self.address.user_id]
+            return await self._fanout(others, content.mid, content, raw)
+        assert user_id is not None
+        content, raw = new_content(ATTACHMENT, caption, att=pointer, to=user_id)
         return await self._fanout([user_id], content.mid, content, raw)
 
     async def send_group(self, group: Group, text: str) -> SendResult:

@@ -56,12 +56,14 @@ CREATE TABLE contacts (
 CREATE TABLE inbox (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
     server_id       TEXT UNIQUE,
+    mid             TEXT,                   -- the sender's random message id (for get-file)
     sender_user     TEXT NOT NULL,
     sender_device   INTEGER NOT NULL,
     received_at     INTEGER NOT NULL,
     content_sealed  BLOB NOT NULL,
     shown           INTEGER NOT NULL DEFAULT 0
 ) STRICT;
+CREATE INDEX inbox_by_mid ON inbox(mid);
 
 -- Outgoing requests, committed together with the ratchet steps; resent as stored, never
 -- re-encrypted (PROTOCOL s6.4).

@@ -46,13 +46,15 @@ class Messages:
         ).fetchone()
         return row is not None
 
-    def add_incoming(self, server_id: str | None, sender: DeviceAddress, content: bytes) -> int:
+    def add_incoming(
+        self, server_id: str | None, sender: DeviceAddress, mid: str, content: bytes
+    ) -> int:
         ks = self.ks
         ks.require_tx()
         cur = ks.conn.execute(
-            "INSERT INTO inbox (server_id, sender_user, sender_device, received_at,"
-            " content_sealed) VALUES (?, ?, ?, ?, x'')",
-            (server_id, sender.user_id, sender.device_id, ks.now()),
+            "INSERT INTO inbox (server_id, mid, sender_user, sender_device, received_at,"
+            " content_sealed) VALUES (?, ?, ?, ?, ?, x'')",
+            (server_id, mid, sender.user_id, sender.device_id, ks.now()),
         )
         seq = int(cur.lastrowid or 0)
         ks.conn.execute(
@@ -60,6 +62,15 @@ class Messages:
             (ks.sealer.seal(content, "inbox", seq), seq),
         )
         return seq
+
+    def find(self, mid: str) -> InboxMessage | None:
+        """The most recent received message with this message id."""
+        row = self.ks.conn.execute(
+            "SELECT seq, sender_user, sender_device, received_at, content_sealed FROM inbox"
+            " WHERE mid = ? ORDER BY seq DESC LIMIT 1",
+            (mid,),
+        ).fetchone()
+        return self._inbox(row) if row else None
 
     def unshown(self) -> list[InboxMessage]:
         rows = self.ks.conn.execute(

@@ -24,6 +24,7 @@ from semafore.client.errors import ClientError, UntrustedIdentity
 from semafore.client.groups import Groups
 from semafore.client.messages import Messages, OutboxEntry
 from semafore.protocol import (
+    AttachmentPointer,
     Bundle,
     Content,
     DecodeError,
@@ -56,11 +57,16 @@ def now_ms() -> int:
 
 
 def new_content(
-    t: str, body: str | None = None, *, group: GroupRef | None = None, **extra: Any
+    t: str,
+    body: str | None = None,
+    *,
+    group: GroupRef | None = None,
+    att: AttachmentPointer | None = None,
+    **extra: Any,
 ) -> tuple[Content, bytes]:
     """A content object and its bytes. `extra` members (e.g. `to`) ride along in the JSON;
     receivers ignore members they do not know (PROTOCOL s3)."""
-    content = Content(t=t, mid=str(uuid.uuid4()), ts=now_ms(), body=body, g=group)
+    content = Content(t=t, mid=str(uuid.uuid4()), ts=now_ms(), body=body, att=att, g=group)
     return content, dump_json({**content.to_dict(), **extra})
 
 
@@ -186,7 +192,9 @@ class Messenger:
                     content = Content.from_dict(raw)
                 except DecodeError:
                     return None  # the ratchet step stands; there is nothing to show
-                seq = self.messages.add_incoming(server_id, result.sender, result.content)
+                seq = self.messages.add_incoming(
+                    server_id, result.sender, content.mid, result.content
+                )
                 self.groups.apply_incoming(result.sender, content, raw, own=self.state.address)
         except DuplicateMessage:
             return None

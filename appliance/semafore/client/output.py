@@ -55,7 +55,10 @@ def human_line(rec: dict[str, Any]) -> str:
     if rec["type"] == "attachment":
         att = rec["attachment"]
         caption = f" {rec['body']}" if rec.get("body") else ""
-        return f"[{sender}{where}] file {att['name'] or att['id']} ({att['size']} bytes){caption}"
+        return (
+            f"[{sender}{where}] file {att['name'] or att['id']} ({att['size']} bytes){caption}"
+            f" -- semafore-client get-file {rec['mid']}"
+        )
     if rec["type"] != "text":
         return f"[{sender}{where}] ({rec['type']} message)"
     return f"[{sender}{where}] {rec['body']}"

@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from semafore.client import transfer
 from semafore.client.api import ACCESS, REFRESH, ApiClient
+from semafore.client.attachments import open_blob, receive_path, seal_file
 from semafore.client.device import Device
 from semafore.client.device_state import DeviceState
 from semafore.client.enrolment import ENROLMENT_SECRET, poll_status, register_device
@@ -88,3 +90,34 @@ async def receive_text(probe: Probe, text: str, wait_seconds: float) -> Received
         if time.monotonic() >= deadline:
             raise ClientError(f"{probe.name}: the message did not arrive within {wait_seconds:g} s")
         await asyncio.sleep(0.2)
+
+
+async def send_file(probe: Probe, to_user: str, source: Path) -> str:
+    """Encrypt, upload and send `source`; returns the message id."""
+    sealed = await asyncio.to_thread(seal_file, source, probe.ks.path.parent)
+    try:
+        file_id = await transfer.upload(probe.api.http, sealed.blob_path, sealed.blob_size, _quiet)
+        result = await probe.device.send_attachment(sealed.pointer(file_id), user_id=to_user)
+    finally:
+        sealed.discard()
+    return result.msg_id
+
+
+async def receive_file(probe: Probe, mid: str, out_dir: Path, wait_seconds: float) -> bytes:
+    """Wait for the attachment message `mid`, then download, check and decrypt it."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        for received in await probe.device.drain():
+            pointer = received.content.att
+            if received.content.mid == mid and pointer is not None:
+                target = receive_path(out_dir, pointer)
+                download = transfer.download(probe.api.http, pointer.id, _quiet)
+                await open_blob(download, pointer, target)
+                return await asyncio.to_thread(target.read_bytes)
+        if time.monotonic() >= deadline:
+            raise ClientError(f"{probe.name}: the file did not arrive within {wait_seconds:g} s")
+        await asyncio.sleep(0.2)
+
+
+def _quiet(_done: int) -> None:
+    pass
