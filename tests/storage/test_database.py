@@ -206,6 +206,26 @@ async def test_an_io_error_in_a_unit_fails_the_whole_batch(db: Database) -> None
     assert await note_ids(db) == set()
 
 
+async def test_a_write_lock_held_elsewhere_is_storage_unavailable_then_recovers(
+    db_path: Path,
+) -> None:
+    db = Database(db_path, busy_timeout_ms=100)
+    await db.open()
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        await db.write("create", create_notes)
+        other.execute("BEGIN IMMEDIATE")  # e.g. an operator's sqlite3 shell
+        with pytest.raises(StorageError) as caught:
+            await db.write("blocked", insert_note(1))
+        assert caught.value.code == "storage_unavailable"
+        other.execute("ROLLBACK")
+        assert await db.write("free", insert_note(2)) == 2
+        assert await note_ids(db) == {2}
+    finally:
+        other.close()
+        await db.close()
+
+
 async def test_a_failed_commit_acknowledges_nobody(db: Database) -> None:
     async def deferred_fk(conn: aiosqlite.Connection) -> None:
         await conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
