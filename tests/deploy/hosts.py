@@ -581,3 +581,50 @@ class VirtualMachine(Host):
                 "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
             ),
         }
+
+
+# --------------------------------------------------------------------------- site settings
+
+
+def release_has(bundle: Bundle, *command: str) -> bool:
+    """Whether the release in the bundle has a CLI command (checked in a scratch venv)."""
+    venv = bundle.root.parent / "probe-venv"
+    if not (venv / "bin" / "semafore").exists():
+        wheels = bundle.root.parent / "probe-wheels"
+        wheels.mkdir(exist_ok=True)
+        subprocess.run(
+            ["tar", "-xf", str(bundle.root / "wheelhouse.tar"), "-C", str(wheels)], check=True
+        )
+        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [
+                str(venv / "bin" / "pip"),
+                "install",
+                "-q",
+                "--no-index",
+                "--find-links",
+                str(wheels / "wheelhouse"),
+                "-r",
+                str(wheels / "wheelhouse" / "requirements.lock"),
+            ],
+            check=True,
+        )
+    result = subprocess.run(
+        [str(venv / "bin" / "semafore"), *command, "--help"], capture_output=True, check=False
+    )
+    return result.returncode == 0
+
+
+def site_hostvars(host: Host, bundle: Bundle, **extra) -> dict:
+    """What a site sets for its own host, on top of the example inventory's group_vars."""
+    hostvars = host.ansible_hostvars()
+    hostvars.update(
+        semafore_tls_hostnames=["semafore.test"],
+        semafore_tls_ip_addresses=[],
+        semafore_appliance_server_public_url="https://semafore.test",
+    )
+    if not release_has(bundle, "org", "create"):
+        # The example inventory bootstraps an organisation; this release cannot yet.
+        hostvars["semafore_appliance_bootstrap_org_name"] = ""
+    hostvars.update(extra)
+    return hostvars

@@ -6,7 +6,8 @@ steps run in order and share one container:
 
 bundle -> site.yml -> verify.yml -> site.yml again (0 changed) -> host checks (testinfra) ->
 no outbound network -> container restart + verify -> backup, wipe, restore, verify ->
-upgrade to a rebuilt bundle + verify -> a broken bundle's upgrade rolls back by itself.
+upgrade to a rebuilt bundle + verify -> key rotation + verify -> a broken bundle's upgrade
+rolls back by itself.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import time
 
 import hosts
 import pytest
-
-from conftest import release_has, site_hostvars
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1200)]
 
@@ -63,7 +62,7 @@ def story(image, bundle, deploy_dir):
             bundle,
             deploy_dir / "container",
             container.name,
-            site_hostvars(
+            hosts.site_hostvars(
                 container,
                 bundle,
                 # SSH arrives over the namespace's loopback; timesyncd does not run in containers.
@@ -138,7 +137,7 @@ def test_second_site_run_changes_nothing(story):
 
 
 def test_bootstrap_created_the_organisation(story):
-    if not release_has(story.bundle, "org", "create"):
+    if not hosts.release_has(story.bundle, "org", "create"):
         pytest.skip("this release has no `semafore org create`; bootstrap not exercised")
     out = story.container.sudo(
         "runuser -u semafore -- /opt/semafore/current/venv/bin/semafore org list"
@@ -169,7 +168,7 @@ def test_host_state(story, deploy_dir):
     for path, (owner, group, mode) in expected.items():
         f = host.file(path)
         assert (f.user, f.group, f.mode) == (owner, group, mode), path
-    assert host.file("/etc/semafore/semafore.toml").contains("Managed by Ansible|Ansible managed")
+    assert host.file("/etc/semafore/semafore.toml").contains("Ansible managed")
 
     props = host.check_output(
         "systemctl show semafore.service -p User -p NoNewPrivileges -p ProtectSystem -p PrivateTmp "
@@ -277,6 +276,17 @@ def test_upgrade_to_rebuilt_bundle(story, deploy_dir, signing_key):
     again = hosts.ok(story.playbook("upgrade.yml", bundle=rebuilt))
     assert again.recap.get("changed") == 0
     story.bundle = rebuilt
+
+
+def test_rotate_keys(story):
+    if not hosts.release_has(story.bundle, "keys", "rotate-jwt"):
+        pytest.skip("this release has no `semafore keys rotate-jwt`")
+    keys_before = story.container.sudo("ls -l /var/lib/semafore/keys").stdout
+    result = hosts.ok(story.playbook("rotate-keys.yml"))
+    assert "Rotate the JWT signing key" in result.output
+    assert story.container.sudo("ls -l /var/lib/semafore/keys").stdout != keys_before
+    report = story.verify()
+    assert report.get("result") == "ok", report
 
 
 def test_failed_upgrade_rolls_back_by_itself(story, deploy_dir, signing_key):

@@ -17,8 +17,6 @@ import time
 import hosts
 import pytest
 
-from conftest import site_hostvars
-
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(2400)]
 
 MITOGEN = os.environ.get("SEMAFORE_DEPLOY_VM_MITOGEN", "1") == "1"
@@ -38,7 +36,7 @@ def vm(image, bundle, deploy_dir):
             bundle,
             deploy_dir / "vm",
             machine.name,
-            site_hostvars(
+            hosts.site_hostvars(
                 machine,
                 bundle,
                 # hostfwd connections arrive from QEMU's gateway address 10.0.2.2.
