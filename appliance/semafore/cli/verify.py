@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -25,7 +26,14 @@ from typing import Any, TypeVar
 
 from semafore.cli.common import add_config_option, load_settings
 from semafore.client.errors import NotFound
-from semafore.client.probe import Probe, enrol_probe, receive_file, receive_text, send_file
+from semafore.client.probe import (
+    Probe,
+    delete_file,
+    enrol_probe,
+    receive_file,
+    receive_text,
+    send_file,
+)
 from semafore.config import Settings
 from semafore.errors import SemaforeError
 from semafore.services import SystemClock, build_identity_services
@@ -117,6 +125,7 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> dict[str, Any
     await database.open(migrate=False)
     report: dict[str, Any] = {"server": url, "steps": [], "gaps": [], "passes": {}}
     probes: list[Probe] = []
+    file_id: str | None = None
     accounts_made: tuple[Throwaway, Throwaway] | None = None
     needles = [
         Needle(f"message text {i + 1}", "plaintext", t.encode()) for i, t in enumerate(texts)
@@ -166,19 +175,30 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> dict[str, Any
                 await _step(
                     report, "device 1 decrypts the reply", receive_text(a, texts[1], args.timeout)
                 )
-                await _exchange_file(
-                    report, a, b, accounts_made[1].user_id, Path(tmp), file_line, args.timeout
-                )
+                content = (file_line + "\n").encode() * FILE_LINES
+                source = Path(tmp) / "verification-file.txt"
+                source.write_bytes(content)
+                sent = await _send_file(report, a, accounts_made[1].user_id, source, len(content))
+                if sent is not None:
+                    mid, file_id = sent
+                    await _receive_file(
+                        report, b, mid, content, Path(tmp) / "received", args.timeout
+                    )
             except _StepFailed:
                 pass
-            finally:
-                for probe in probes:
-                    await probe.close()
-                    needles += [
-                        Needle(f"{probe.name} {label}", "token", v.encode())
-                        for label, v in probe.tokens.items()
-                    ]
-            report["passes"]["after_exchange"] = _scan(settings, needles, args, started, report)
+            for probe in probes:
+                probe.note_tokens()
+            report["passes"]["after_exchange"] = _scan(
+                settings, needles + _token_needles(probes), args, started, report
+            )
+            if file_id is not None:  # the uploader removes its file instead of waiting for expiry
+                with contextlib.suppress(_StepFailed):
+                    await _step(
+                        report, "device 1 deletes the file", delete_file(probes[0], file_id)
+                    )
+            for probe in probes:
+                await probe.close()
+            needles += _token_needles(probes)
             if accounts_made is not None:
                 with contextlib.suppress(_StepFailed):
                     await _step(
@@ -213,23 +233,23 @@ class _StepFailed(Exception):
     pass
 
 
+def _token_needles(probes: list[Probe]) -> list[Needle]:
+    return [
+        Needle(f"{probe.name} {label}", "token", value.encode())
+        for probe in probes
+        for label, value in probe.tokens.items()
+    ]
+
+
 FILE_LINES = 4000  # about 200 KB: several encrypted chunks
 
 
-async def _exchange_file(
-    report: dict[str, Any],
-    a: Probe,
-    b: Probe,
-    to_user: str,
-    tmp: Path,
-    line: str,
-    wait_seconds: float,
-) -> None:
-    source = tmp / "verification-file.txt"
-    content = (line + "\n").encode() * FILE_LINES
-    source.write_bytes(content)
+async def _send_file(
+    report: dict[str, Any], a: Probe, to_user: str, source: Path, size: int
+) -> tuple[str, str] | None:
+    """Device 1 sends `source` to device 2: (message id, file id), or None without a file API."""
     try:
-        mid = await send_file(a, to_user, source)
+        sent = await send_file(a, to_user, source)
     except NotFound:
         report["steps"].append(
             {
@@ -239,21 +259,29 @@ async def _exchange_file(
                 "detail": "not exchanged: this server has no file API",
             }
         )
-        return
+        return None
     except (SemaforeError, OSError) as exc:
         report["steps"].append({"step": "device 1 sends a file", "ok": False, "detail": str(exc)})
         raise _StepFailed from None
     finally:
-        source.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(source)
     report["steps"].append(
-        {"step": f"device 1 sends a file ({len(content)} bytes)", "ok": True, "detail": ""}
+        {"step": f"device 1 sends a file ({size} bytes)", "ok": True, "detail": ""}
     )
-    out = tmp / "received"
-    out.mkdir()
-    got = await _step(
-        report, "device 2 downloads and decrypts it", receive_file(b, mid, out, wait_seconds)
-    )
-    shutil.rmtree(out, ignore_errors=True)
+    return sent
+
+
+async def _receive_file(
+    report: dict[str, Any], b: Probe, mid: str, content: bytes, out: Path, wait_seconds: float
+) -> None:
+    os.mkdir(out, 0o700)
+    try:
+        got = await _step(
+            report, "device 2 downloads and decrypts it", receive_file(b, mid, out, wait_seconds)
+        )
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     if got != content:
         report["steps"].append(
             {"step": "the file is byte-identical", "ok": False, "detail": "content differs"}

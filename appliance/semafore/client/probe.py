@@ -92,15 +92,19 @@ async def receive_text(probe: Probe, text: str, wait_seconds: float) -> Received
         await asyncio.sleep(0.2)
 
 
-async def send_file(probe: Probe, to_user: str, source: Path) -> str:
-    """Encrypt, upload and send `source`; returns the message id."""
+async def send_file(probe: Probe, to_user: str, source: Path) -> tuple[str, str]:
+    """Encrypt, upload and send `source`; returns (message id, file id)."""
     sealed = await asyncio.to_thread(seal_file, source, probe.ks.path.parent)
     try:
         file_id = await transfer.upload(probe.api.http, sealed.blob_path, sealed.blob_size, _quiet)
         result = await probe.device.send_attachment(sealed.pointer(file_id), user_id=to_user)
     finally:
         sealed.discard()
-    return result.msg_id
+    return result.msg_id, file_id
+
+
+async def delete_file(probe: Probe, file_id: str) -> None:
+    await transfer.delete(probe.api.http, file_id)
 
 
 async def receive_file(probe: Probe, mid: str, out_dir: Path, wait_seconds: float) -> bytes:

@@ -169,6 +169,12 @@ async def download(http: Http, file_id: str, progress: Progress) -> AsyncIterato
     raise errors.ServerUnreachable("the download did not complete; try again")
 
 
+async def delete(http: Http, file_id: str) -> None:
+    """The uploader removes its file before it expires."""
+    resp = await _send(http, "DELETE", f"/v1/files/{file_id}", headers={})
+    resp.release()
+
+
 def _json(obj: object) -> bytes:
     import json
 
