@@ -67,7 +67,7 @@ def new_user_id() -> str:
 
 
 def parse_role(value: object) -> str:
-    if value not in ROLES:
+    if not isinstance(value, str) or value not in ROLES:  # a list or object is unhashable
         raise InvalidInput("role must be 'member' or 'admin'", code="role_invalid")
     return str(value)
 
