@@ -17,7 +17,7 @@ from semafore.storage.audit_chain import checkpoint_dict
 from semafore.web.appkeys import SERVICES
 from semafore.web.portal import wording
 from semafore.web.portal.guard import Admin, admin_page, notice
-from semafore.web.portal.render import error_message, render, see_other
+from semafore.web.portal.render import error_message, format_phone, render, see_other
 
 PAGE_SIZE = 25
 FILTERS = ("event", "actor", "since", "until")
@@ -51,8 +51,8 @@ def _label(ref: str | None, phones: dict[str, str]) -> str:
     if ref.startswith("device:") and "/" in ref:
         user_id, device_id = ref[len("device:"):].rsplit("/", 1)
         phone = phones.get(f"member:{user_id}")
-        return f"{phone}, device {device_id}" if phone else ref
-    return phones.get(ref, ref)
+        return f"{format_phone(phone)}, device {device_id}" if phone else ref
+    return format_phone(phones[ref]) if ref in phones else ref
 
 
 def _query(chosen: dict[str, str], **extra: object) -> str:

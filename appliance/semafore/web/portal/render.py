@@ -32,11 +32,15 @@ def _when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%-d %b %Y, %H:%M UTC")
 
 
+def _day(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%-d %b %Y")
+
+
 def _when_ms(at_ms: int) -> str:
     return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%-d %b %Y, %H:%M:%S UTC")
 
 
-def _phone(number: str) -> str:
+def format_phone(number: str) -> str:
     """+447700900002 -> +44 7700 900002 (readability only; E.164 is kept in links)."""
     if number.startswith("+44") and len(number) == 13:
         return f"{number[:3]} {number[3:7]} {number[7:]}"
@@ -45,15 +49,16 @@ def _phone(number: str) -> str:
 
 ENVIRONMENT.filters["when"] = _when
 ENVIRONMENT.filters["when_ms"] = _when_ms
-ENVIRONMENT.filters["phone"] = _phone
+ENVIRONMENT.filters["day"] = _day
+ENVIRONMENT.filters["phone"] = format_phone
 # Optional on every page (a page passes them when it has them).
 ENVIRONMENT.globals.update(notice=None, active=None, error=None)
 ENVIRONMENT.globals["event_label"] = wording.event_label
 ENVIRONMENT.globals["import_status"] = wording.import_status
 
 
-def render(name: str, status: int = 200, **context: Any) -> web.Response:
-    html = ENVIRONMENT.get_template(name).render(**context)
+def render(template: str, status: int = 200, **context: Any) -> web.Response:
+    html = ENVIRONMENT.get_template(template).render(**context)
     return web.Response(
         text=html, status=status, content_type="text/html", charset="utf-8",
         headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"},

@@ -43,10 +43,10 @@ def _grouped(secret: str) -> str:
     return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
 
 
-def _page(request: web.Request, name: str, secret: str, new: bool, *, status: int = 200,
+def _page(request: web.Request, template: str, secret: str, new: bool, *, status: int = 200,
           **context: object) -> web.Response:
     signup = request.app[SETTINGS].orgs.self_service_signup
-    response = render(name, status=status, admin=None, csrf=security.csrf_token(secret),
+    response = render(template, status=status, admin=None, csrf=security.csrf_token(secret),
                       signup_enabled=signup, **context)
     return with_sign_in_cookie(response, secret, new)
 

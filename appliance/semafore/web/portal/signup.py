@@ -12,13 +12,13 @@ from semafore.web.portal.guard import form, sign_in_form, sign_in_secret, text, 
 from semafore.web.portal.render import error_message, error_status, render
 
 
-def _page(request: web.Request, name: str, *, status: int = 200, **context: object
+def _page(request: web.Request, template: str, *, status: int = 200, **context: object
           ) -> web.Response:
     secret, new = sign_in_secret(request)
     settings = request.app[SETTINGS].orgs
     if not settings.self_service_signup:
         return render("signup_off.html", status=404, admin=None)
-    response = render(name, status=status, admin=None, csrf=security.csrf_token(secret),
+    response = render(template, status=status, admin=None, csrf=security.csrf_token(secret),
                       free_limit=settings.free_plan_member_limit, **context)
     return with_sign_in_cookie(response, secret, new)
 
