@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,8 @@ import pytest
 from semafore.client.device import Device
 from semafore.client.device_state import DeviceState
 from semafore.client.errors import KeystoreError, KeystoreExists, WrongPassphrase
-from semafore.client.keysource import Passphrase, RawKey
-from semafore.client.keystore import FILENAME, Keystore
+from semafore.client.keysource import Passphrase, RawKey, keyring_available
+from semafore.client.keystore import FILENAME, Keystore, UseKeyring
 from semafore.client.messaging import Messenger
 from semafore.client.sealing import ScryptParams
 from semafore.protocol import DeviceAddress
@@ -243,3 +244,42 @@ async def test_two_processes_on_one_device_never_reuse_a_message_key(tmp_path: P
         "from the first process",
         "other again",
     ]
+
+
+class _FakeKeyring(types.ModuleType):
+    """Stands in for the optional `keyring` package (not installed here): a dict."""
+
+    def __init__(self) -> None:
+        super().__init__("keyring")
+        self.store: dict[tuple[str, str], str] = {}
+        self.errors = types.SimpleNamespace(KeyringError=RuntimeError)
+
+    def get_keyring(self) -> object:
+        return self
+
+    def get_password(self, service: str, user: str) -> str | None:
+        return self.store.get((service, user))
+
+    def set_password(self, service: str, user: str, value: str) -> None:
+        self.store[(service, user)] = value
+
+
+def test_keyring_holds_the_key_when_available(tmp_path: Path, monkeypatch):  # type: ignore[no-untyped-def]
+    fake = _FakeKeyring()
+    monkeypatch.setitem(sys.modules, "keyring", fake)
+    monkeypatch.setitem(sys.modules, "keyring.errors", fake.errors)
+    assert keyring_available()
+    home = tmp_path / "dev"
+    Keystore.create(home, UseKeyring(), server_url="https://x").close()
+    ((service, user), _value) = next(iter(fake.store.items()))
+    assert service == "semafore-client" and user == str((home / FILENAME).resolve())
+    # Opened without any passphrase: the key comes from the keyring.
+    Keystore.open(home, lambda: pytest.fail("asked for a passphrase")).close()
+    fake.store.clear()
+    with pytest.raises(WrongPassphrase):
+        Keystore.open(home, Passphrase("x"))
+
+
+def test_without_keyring_the_passphrase_is_used(monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(sys.modules, "keyring", None)  # import keyring -> ImportError
+    assert not keyring_available()

@@ -19,7 +19,11 @@ from semafore.client.device import Device
 from semafore.client.device_state import DeviceState
 from semafore.client.enrolment import poll_status, register_device, wait_for_approval
 from semafore.client.home import ca_for, pin_ca
-from semafore.client.keysource import passphrase_from_env_or_prompt
+from semafore.client.keysource import (
+    Passphrase,
+    keyring_available,
+    passphrase_from_env_or_prompt,
+)
 from semafore.client.keystore import Keystore, UseKeyring
 from semafore.client.listener import listen_forever
 from semafore.client.output import emit, message_record, warn
@@ -130,12 +134,21 @@ async def enrol(args: argparse.Namespace) -> int:
         else:
             code = args.code
         ticket = await api.verify_code(args.phone, code.strip())
-        key_source = UseKeyring() if args.keyring else passphrase_from_env_or_prompt(confirm=True)
+        key_source = _key_source(args.keyring)
         ks = await register_device(api, home, key_source, server, ticket)
         pin_ca(home, args.ca)
     finally:
         await api.close()
     return await _wait(args, ks)
+
+
+def _key_source(want_keyring: bool) -> UseKeyring | Passphrase:
+    """The OS keyring if asked for and available; otherwise a passphrase."""
+    if want_keyring:
+        if keyring_available():
+            return UseKeyring()
+        warn("the OS keyring is not available (install `keyring`); using a passphrase")
+    return passphrase_from_env_or_prompt(confirm=True)
 
 
 def _read_code() -> str:

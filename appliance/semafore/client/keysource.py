@@ -42,11 +42,16 @@ KeySource = Passphrase | RawKey
 
 
 def keyring_available() -> bool:
+    """True when the `keyring` package is installed and has a working backend."""
     try:
-        import keyring  # noqa: F401
+        import keyring
     except ImportError:
         return False
-    return True
+    try:
+        backend = keyring.get_keyring()
+    except Exception:  # a broken backend configuration is "not available", not a crash
+        return False
+    return type(backend).__module__ != "keyring.backends.fail"
 
 
 def keyring_load(keystore_path: Path) -> RawKey:
