@@ -3,15 +3,16 @@ when only ciphertext is there, fails when a plaintext of the run sits in the dat
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import secrets
 import sqlite3
 
 import pytest
 
+from semafore.services.verification import Needle, Scanner, ScanResult
 from support.appliance import Appliance, ServeProcess, run_semafore
-
-pytestmark = pytest.mark.slow
 
 
 def verify(appliance: Appliance, served: ServeProcess, *extra: str):  # type: ignore[no-untyped-def]
@@ -34,6 +35,7 @@ def audit_events(appliance: Appliance) -> list[str]:
         return [row[0] for row in db.execute("SELECT event FROM audit_entries ORDER BY seq")]
 
 
+@pytest.mark.slow
 def test_passes_on_a_fresh_install(appliance: Appliance, serve_process: ServeProcess):
     result = verify(appliance, serve_process, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -66,6 +68,7 @@ def test_passes_on_a_fresh_install(appliance: Appliance, serve_process: ServePro
     assert "findings        none" in again.stdout
 
 
+@pytest.mark.slow
 def test_fails_when_a_plaintext_is_planted_in_the_database(
     appliance: Appliance, serve_process: ServeProcess
 ):
@@ -88,3 +91,51 @@ def test_fails_when_a_plaintext_is_planted_in_the_database(
     assert human.returncode == 1
     assert "FAIL" in human.stdout.splitlines()[0]
     assert "FOUND message text 1 (raw) in" in human.stdout
+
+
+# -- the search itself (no server needed) ----------------------------------------------------
+
+
+def scan(data: bytes, needle: Needle, chunk: int = 1 << 20) -> list[tuple[str, int]]:
+    result = ScanResult()
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] or [b""]
+    Scanner([needle]).scan_stream("memory", "test", pieces, result)
+    return [(f.encoding, f.offset) for f in result.findings]
+
+
+SECRET = Needle("a token", "token", b"sfr_0123456789abcdefghijklmnopqrstuv")
+
+
+@pytest.mark.parametrize("prefix", [b"", b"x", b"xy", b"xyz"])
+@pytest.mark.parametrize(
+    "encode, name",
+    [
+        (lambda b: b, "raw"),
+        (lambda b: b.hex().encode(), "hex"),
+        (lambda b: b.decode().encode("utf-16-le"), "utf-16le"),
+        (lambda b: base64.b64encode(b), "base64"),
+        (lambda b: base64.urlsafe_b64encode(b).rstrip(b"="), "base64url"),
+    ],
+)
+def test_finds_a_secret_in_every_encoding_and_alignment(prefix, encode, name):  # type: ignore[no-untyped-def]
+    stored = b"\x00" * 1000 + encode(prefix + SECRET.value) + b"\xff" * 1000
+    found = scan(stored, SECRET)
+    assert found, name
+    # base64url of a value without "+" or "/" in its encoding is the same text as base64.
+    accepted = {"base64", "base64url"} if name.startswith("base64") else {name}
+    assert any(enc.split("/")[0] in accepted for enc, _ in found)
+
+
+def test_finds_a_secret_cut_across_read_buffers():
+    stored = b"a" * 4090 + SECRET.value + b"b" * 5000
+    for chunk in (7, 4096, 4100):
+        assert scan(stored, SECRET, chunk) == [("raw", 4090)]
+
+
+def test_phone_numbers_are_also_searched_without_the_plus():
+    phone = Needle("phone", "phone", b"+999123456789")
+    assert scan(b"...999123456789...", phone) == [("digits", 3)]
+
+
+def test_nothing_found_in_ciphertext():
+    assert scan(os.urandom(200_000), SECRET) == []
