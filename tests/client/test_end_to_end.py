@@ -297,3 +297,42 @@ async def test_files_go_to_the_recipient_and_the_senders_other_device(org: Org, 
     stored = b"".join(p.read_bytes() for p in blob_dir.rglob("*") if p.is_file())
     assert len(stored) >= len(original)  # the blob is there, encrypted
     assert original[:4096] not in stored and original[-4096:] not in stored
+
+
+class _ListFetchedBeforeNewDevice:
+    """The device list as it was just before `hidden` was approved (then the real one)."""
+
+    def __init__(self, api: ApiClient, hidden: tuple[str, int]) -> None:
+        self.api, self.hidden, self.hid = api, hidden, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.api, name)
+
+    async def devices(self, user_id: str) -> Any:
+        listed = await self.api.devices(user_id)
+        if user_id == self.hidden[0] and not self.hid:
+            self.hid = True
+            return [d for d in listed if d.device_id != self.hidden[1]]
+        return listed
+
+
+async def test_a_409_from_the_server_refreshes_lists_and_resends(org: Org):
+    alice = await org.enrol("alice", "alice")
+    bob = await org.enrol("bob", "bob")
+    await alice.ok("send", bob.user_id, "first")
+    bob2 = await org.enrol("bob-tablet", "bob")
+
+    ks = Keystore.open(alice.home, Passphrase(PASSPHRASE))
+    api = ApiClient.connect(org.server.url, alice.ca, ks)
+    try:
+        relay = _ListFetchedBeforeNewDevice(api, (bob.user_id, bob2.device_id))
+        device = Device(DeviceState(ks), relay)  # type: ignore[arg-type]
+        result = await device.send_text(bob.user_id, "after a 409")
+    finally:
+        await api.close()
+        ks.close()
+    assert relay.hid and result.devices == 2  # the server's 409 made the client look again
+    for d in (bob, bob2):
+        assert [m["body"] for m in (await d.ok("--json", "listen", "--once")).lines()][-1] == (
+            "after a 409"
+        )
