@@ -70,3 +70,13 @@ async def portal_no_js(appliance: Appliance, start_server: Any, ca_ssl_context: 
     async for portal in _portal(appliance, start_server, ca_ssl_context, tmp_path,
                                 javascript=False):
         yield portal
+
+
+@pytest.fixture
+async def portal_signup_off(appliance: Appliance, start_server: Any,
+                            ca_ssl_context: ssl.SSLContext, tmp_path: Path
+                            ) -> AsyncIterator[Portal]:
+    """As ``portal``, on an appliance where self-service sign-up is off (the default)."""
+    async for portal in _portal(appliance, start_server, ca_ssl_context, tmp_path,
+                                javascript=True, orgs={"self_service_signup": False}):
+        yield portal

@@ -153,6 +153,13 @@ async def test_error_pages_and_a_forged_cross_site_form(portal: Portal) -> None:
     await portal.shot("22-request-refused")
     assert len(await portal.services.members.list_members(org.org_id)) == 1
 
-    # With sign-up switched off, the sign-up page says so (and offers nothing).
-    await portal.goto("/portal/overview")
-    assert await portal.heading() == "Acme Ltd"
+
+
+async def test_sign_up_page_when_sign_up_is_off(portal_signup_off: Portal) -> None:
+    portal = portal_signup_off
+    await portal.goto("/portal/sign-in")
+    assert await portal.page.get_by_role("link", name="Create an organisation").count() == 0
+    await portal.goto("/portal/sign-up")
+    assert await portal.heading() == "Sign-up is turned off here"
+    assert await portal.page.locator("form").count() == 0
+    await portal.shot("24-sign-up-off")
