@@ -41,7 +41,8 @@ class Story:
         self, name: str, *extra: str, bundle: hosts.Bundle | None = None
     ) -> hosts.PlaybookRun:
         result = self.inventory.playbook(bundle or self.bundle, name, *extra, mitogen=MITOGEN)
-        TIMINGS[f"{name} ({(bundle or self.bundle).version})"] = result.seconds
+        key = f"{name} ({(bundle or self.bundle).version})"
+        TIMINGS[f"{key} #{sum(k.startswith(key) for k in TIMINGS) + 1}"] = result.seconds
         return result
 
     def verify(self, bundle: hosts.Bundle | None = None) -> dict:
