@@ -49,21 +49,12 @@ class Org:
         )
 
 
-def _file_routes_if_unwired(app: Any) -> None:
-    # TEMPORARY: until the file API's routes are listed in ROUTE_MODULES, add them here.
-    from semafore.web import routes
-    from semafore.web.routes import files
-
-    if files not in routes.ROUTE_MODULES:
-        files.add_routes(app)
-
-
 @pytest.fixture
 async def make_org(appliance: Appliance, start_server, tmp_path: Path):  # type: ignore[no-untyped-def]
     async def make(clock: Any = None) -> Org:
         appliance.configure(**RELAY_TEST_CONFIG)
         kwargs = {"clock": clock} if clock else {}
-        server = await start_server(configure=_file_routes_if_unwired, **kwargs)
+        server = await start_server(**kwargs)
         services = server.app[SERVICES]
         phones = {"alice": "+447700900101", "bob": "+447700900102", "carol": "+447700900103"}
         created, _ = await services.orgs.create_org("Acme", phones["alice"], actor="operator")
