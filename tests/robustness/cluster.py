@@ -81,7 +81,8 @@ async def send_until_acked(
 
 def msg_id_of(item: dict) -> str:  # type: ignore[type-arg]
     ct = item["envelope"]["ct"]
-    return base64.urlsafe_b64decode(ct + "=" * (-len(ct) % 4)).decode()
+    # ct is the msg_id, optionally followed by "|" and padding bytes
+    return base64.urlsafe_b64decode(ct + "=" * (-len(ct) % 4)).split(b"|")[0].decode()
 
 
 async def receive_and_ack(
