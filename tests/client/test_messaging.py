@@ -203,3 +203,11 @@ async def test_signed_pre_key_rotation_keeps_the_old_one(relay, tmp_path: Path):
     await bob.maintain_pre_keys()
     ids = [k.key_id for k in bob.state.manager.device.signed_pre_keys]
     assert first_spk not in ids
+
+
+async def test_first_contact_with_several_devices_is_no_change(relay, tmp_path: Path):
+    alice = await make_device(relay, tmp_path / "a", "alice", 1)
+    await make_device(relay, tmp_path / "b1", "bob", 1)
+    await make_device(relay, tmp_path / "b2", "bob", 2)
+    await alice.send_text("bob", "hello both")
+    assert alice.state.take_notices() == []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +23,7 @@ from semafore.client.keysource import PASSPHRASE_ENV
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+DEBUG_ENV = "SEMAFORE_CLIENT_DEBUG"
 
 
 # --json is also accepted after the command (`listen --once --json`).
@@ -147,6 +150,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except sqlite3.Error as exc:
+        print(f"semafore-client {args.command}: error: keystore: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        print(f"semafore-client {args.command}: error: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(
+            f"semafore-client {args.command}: error: unexpected {type(exc).__name__} (a bug;"
+            f" run with {DEBUG_ENV}=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

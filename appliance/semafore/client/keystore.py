@@ -25,7 +25,7 @@ from semafore.client.keysource import (
     keyring_create,
     keyring_load,
 )
-from semafore.client.keystore_schema import FORMAT_VERSION, SCHEMA
+from semafore.client.keystore_schema import FORMAT_VERSION, MIGRATIONS, SCHEMA
 from semafore.client.sealing import (
     ScryptParams,
     Sealer,
@@ -148,8 +148,7 @@ class Keystore:
         conn = _connect(path)
         try:
             meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-            if meta.get("format") != str(FORMAT_VERSION):
-                raise KeystoreError("keystore format is not supported by this client")
+            _migrate(conn, int(meta.get("format", "0")))
             kind = meta["key_source"]
             if kind == "keyring":
                 kek = keyring_load(path).value
@@ -267,6 +266,25 @@ class Keystore:
     def set_counter(self, name: str, value: int) -> None:
         self.require_tx()
         self.conn.execute("INSERT OR REPLACE INTO counters VALUES (?, ?)", (name, value))
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring an older keystore up to FORMAT_VERSION, one step per transaction."""
+    if version > FORMAT_VERSION:
+        raise KeystoreError("this keystore was written by a newer semafore-client")
+    if version < 1:
+        raise KeystoreError("keystore file is damaged or not a keystore")
+    for step in range(version + 1, FORMAT_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (str(step),))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -4,6 +4,9 @@
 
 FORMAT_VERSION = 1
 
+# Later schema changes, append-only: MIGRATIONS[n] takes a keystore from format n-1 to n.
+MIGRATIONS: dict[int, str] = {}
+
 SCHEMA = """
 CREATE TABLE meta (
     name   TEXT PRIMARY KEY,                 -- format, kdf, key_source, wrapped_data_key

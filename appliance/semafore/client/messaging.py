@@ -117,10 +117,17 @@ class Messenger:
         return needs_bundle
 
     def start_sessions(self, bundles: Mapping[DeviceAddress, Bundle]) -> None:
-        """Verify bundles and run X3DH; identity outcomes are recorded and noticed (s8.3)."""
+        """Verify bundles and run X3DH; identity outcomes are recorded and noticed (s8.3).
+
+        Devices of a user seen for the first time in this batch are all first use: no
+        "new device" notice for each after the first.
+        """
         with self.state.step() as m:
+            first_seen = {a.user_id for a in bundles if m.identities.contact(a.user_id) is None}
             for address, bundle in bundles.items():
-                self.state.notify(m.start_session(bundle, address), address)
+                status = m.start_session(bundle, address)
+                if address.user_id not in first_seen:
+                    self.state.notify(status, address)
 
     def blocked(self, targets: Iterable[DeviceAddress]) -> list[DeviceAddress]:
         ids = self.state.manager.identities
