@@ -30,7 +30,10 @@ UNMATCHED_ROUTE = "(unmatched)"
 
 def route_template(request: web.BaseRequest) -> str:
     """The matched route's template, never the concrete path (ids and numbers stay out of logs)."""
-    match_info = getattr(request, "match_info", None)
+    try:
+        match_info = request.match_info  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):  # a request the HTTP parser refused never matched
+        match_info = None
     route = getattr(match_info, "route", None)
     resource = getattr(route, "resource", None)
     if resource is None:
