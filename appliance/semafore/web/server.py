@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import logging
 import ssl
+from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from semafore.config import Settings
+from semafore.web import problems
 from semafore.web.accesslog import AccessLogger
+from semafore.web.headers import DEFAULTS, FORCED
 
 # HTTP parser limits: request line (method + URL) and any one header line; count of headers.
 # Tokens travel in Authorization (well under 2 KiB). Violations are a 400 from the parser.
@@ -21,9 +25,51 @@ KEEPALIVE_TIMEOUT_SECONDS = 75.0
 ACCESS_LOGGER = "semafore.access"
 
 
+log = logging.getLogger("semafore.web")
+
+
+class _ProblemRequestHandler(RequestHandler):
+    """Requests the HTTP parser refuses (over-long request line or header, too many headers,
+    bad chunking, not HTTP at all) never reach the app, its middlewares or its response hook;
+    aiohttp would answer them in plain text, echoing the input, with its version banner. They
+    get a problem document with the security headers instead, like every other error."""
+
+    def handle_error(
+        self, request: Any, status: int = 500, exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response was already started")
+        if status >= 500:
+            log.error("error handling a request", exc_info=exc)
+            response = problems.internal_error()
+        else:
+            log.info("refused a malformed request: %s", type(exc).__name__)
+            response = problems.problem_response(
+                status, problems.CODE_FOR_STATUS.get(status, f"http_{status}"),
+                "The request is not well-formed HTTP or exceeds a size limit of the server.",
+            )
+        response.headers.update(FORCED)
+        response.headers.update(DEFAULTS)
+        response.force_close()
+        return response
+
+
+class _ProblemServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _ProblemServer  # same object, only the connection handler differs
+        return server
+
+
 def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
     access_log = logging.getLogger(ACCESS_LOGGER) if settings.logging.access_log else None
-    return web.AppRunner(
+    return _Runner(
         app,
         handle_signals=False,  # serve installs its own handlers (graceful shutdown)
         shutdown_timeout=settings.server.shutdown_timeout_seconds,
