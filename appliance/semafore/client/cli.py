@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from semafore.client import commands
+from semafore.client import commands, contact_commands
 from semafore.client.errors import ClientError
 from semafore.client.home import HOME_ENV, default_home
 from semafore.client.keysource import PASSPHRASE_ENV
@@ -88,21 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     gc = gs.add_parser("create", parents=[_JSON_FLAG], help="create a group")
     gc.add_argument("name")
     gc.add_argument("members", nargs="+", metavar="USER")
-    gc.set_defaults(func=commands.group_create)
+    gc.set_defaults(func=contact_commands.group_create)
     ga = gs.add_parser("add", parents=[_JSON_FLAG], help="add members")
     ga.add_argument("group", help="group name or id")
     ga.add_argument("members", nargs="+", metavar="USER")
-    ga.set_defaults(func=commands.group_add)
+    ga.set_defaults(func=contact_commands.group_add)
     gr = gs.add_parser("remove", parents=[_JSON_FLAG], help="remove members")
     gr.add_argument("group", help="group name or id")
     gr.add_argument("members", nargs="+", metavar="USER")
-    gr.set_defaults(func=commands.group_remove)
+    gr.set_defaults(func=contact_commands.group_remove)
     gse = gs.add_parser("send", parents=[_JSON_FLAG], help="send a text to the group")
     gse.add_argument("group", help="group name or id")
     gse.add_argument("text")
-    gse.set_defaults(func=commands.group_send)
+    gse.set_defaults(func=contact_commands.group_send)
     gs.add_parser("list", parents=[_JSON_FLAG], help="groups this device knows").set_defaults(
-        func=commands.group_list
+        func=contact_commands.group_list
     )
 
     sf = sub.add_parser(
@@ -124,18 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
         "safety-number", parents=[_JSON_FLAG], help="the 60-digit number to compare with a contact"
     )
     sn.add_argument("user")
-    sn.set_defaults(func=commands.safety_number)
+    sn.set_defaults(func=contact_commands.safety_number)
     v = sub.add_parser(
         "verify", parents=[_JSON_FLAG], help="mark a contact verified (after comparing the number)"
     )
     v.add_argument("user")
     v.add_argument("--number", help="the number the contact read out; refuse on mismatch")
-    v.set_defaults(func=commands.verify)
+    v.set_defaults(func=contact_commands.verify)
     t = sub.add_parser(
         "trust", parents=[_JSON_FLAG], help="accept a contact's new or changed devices, unverified"
     )
     t.add_argument("user")
-    t.set_defaults(func=commands.trust)
+    t.set_defaults(func=contact_commands.trust)
     return p
 
 

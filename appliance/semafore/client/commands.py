@@ -1,4 +1,5 @@
-"""The `semafore-client` commands. Each takes the parsed arguments and returns an exit code."""
+"""The `semafore-client` commands for enrolment, status and messages. Each takes the parsed
+arguments and returns an exit code (contact_commands.py has groups and verification)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,12 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from semafore.client import errors, transfer
 from semafore.client.api import ApiClient
 from semafore.client.attachments import open_blob, receive_path, seal_file
-from semafore.client.device import Device
-from semafore.client.device_state import DeviceState
+from semafore.client.cli_support import open_device, print_result, resolve_user, server_url
 from semafore.client.enrolment import poll_status, register_device, wait_for_approval
 from semafore.client.home import ca_for, pin_ca
 from semafore.client.keysource import (
@@ -28,81 +26,6 @@ from semafore.client.keystore import Keystore, UseKeyring
 from semafore.client.listener import listen_forever
 from semafore.client.output import emit, message_record, warn
 from semafore.client.transfer import ProgressBar
-from semafore.protocol import DeviceAddress
-
-
-@dataclass
-class Session:
-    """An open, approved device: keystore, API client, device."""
-
-    ks: Keystore
-    api: ApiClient
-    device: Device
-
-
-def _print(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
-    if args.json:
-        print(json.dumps(data, ensure_ascii=False), flush=True)
-    else:
-        print(human, flush=True)
-
-
-def _server(args: argparse.Namespace, ks: Keystore | None) -> str:
-    url = args.server or (ks.device().server_url if ks is not None else None)
-    if not url:
-        raise errors.ClientError("which appliance? pass --server https://HOST:PORT")
-    return str(url)
-
-
-@contextlib.asynccontextmanager
-async def open_device(args: argparse.Namespace) -> AsyncIterator[Session]:
-    """The enrolled, approved device in --home; refuses pending/rejected/revoked ones."""
-    ks = Keystore.open(args.home, passphrase_from_env_or_prompt)
-    api = ApiClient.connect(_server(args, ks), ca_for(args.home, args.ca), ks)
-    try:
-        status = ks.device().status
-        if status == "pending":
-            status = (await poll_status(api, ks)).status
-        if status == "pending":
-            raise errors.NotApproved("this device is waiting for approval by an administrator")
-        if status in ("rejected", "revoked"):
-            raise errors.Revoked(f"this device was {status}; enrol it again in a new --home")
-        state = DeviceState(ks)
-        session = Session(ks, api, Device(state, api))
-        try:
-            yield session
-        except errors.Revoked:
-            with ks.transaction():
-                ks.set_status("revoked")
-            raise
-        finally:
-            _show_notices(session.device)
-    finally:
-        await api.close()
-        ks.close()
-
-
-async def resolve_user(s: Session, user: str) -> str:
-    """A user id as given, or the member with that phone number (from the directory)."""
-    if not user.startswith("+"):
-        return user
-    for member in await s.api.directory():
-        if member.get("phone") == user:
-            return str(member["user_id"])
-    raise errors.UnknownContact(f"no member with the number {user} in your organisation")
-
-
-async def resolve_users(s: Session, users: list[str]) -> list[str]:
-    return [await resolve_user(s, u) for u in users]
-
-
-def _show_notices(device: Device) -> None:
-    for text in device.state.take_notices():
-        warn(text)
-    for text in device.warnings:
-        warn(text)
-    device.warnings.clear()
-
 
 # -- enrolment and status ---------------------------------------------------------------------
 
@@ -122,13 +45,13 @@ async def enrol(args: argparse.Namespace) -> int:
         Keystore.remove(home)
     if args.ca is None:
         raise errors.ClientError("pass --ca FILE: the appliance CA certificate to pin")
-    server = _server(args, None)
+    server = server_url(args, None)
     api = ApiClient.connect(server, args.ca)
     try:
         if args.code is None:
             await api.request_code(args.phone)
             if args.request_code_only:
-                _print(args, "code requested", {"status": "code_requested"})
+                print_result(args, "code requested", {"status": "code_requested"})
                 return 0
             code = _read_code()
         else:
@@ -163,7 +86,7 @@ def _read_code() -> str:
 
 async def _wait(args: argparse.Namespace, ks: Keystore) -> int:
     device = ks.device()
-    api = ApiClient.connect(_server(args, ks), ca_for(args.home, args.ca))
+    api = ApiClient.connect(server_url(args, ks), ca_for(args.home, args.ca))
     who = f"{device.user_id}/{device.device_id}"
     try:
         if args.no_wait:
@@ -187,7 +110,7 @@ async def _wait(args: argparse.Namespace, ks: Keystore) -> int:
         raise errors.Revoked(f"an administrator rejected device {who}")
     if state.status == "pending" and not args.no_wait:
         raise errors.NotApproved(f"device {who} is still waiting for approval")
-    _print(args, f"device {who}: {state.status}", data)
+    print_result(args, f"device {who}: {state.status}", data)
     return 0
 
 
@@ -203,7 +126,7 @@ async def status(args: argparse.Namespace) -> int:
             "status": device.status,
         }
         if device.status == "pending":
-            api = ApiClient.connect(_server(args, ks), ca_for(args.home, args.ca))
+            api = ApiClient.connect(server_url(args, ks), ca_for(args.home, args.ca))
             try:
                 data["status"] = (await poll_status(api, ks)).status
             finally:
@@ -216,7 +139,7 @@ async def status(args: argparse.Namespace) -> int:
             data["one_time_pre_keys_on_server"] = await s.api.one_time_pre_key_count()
             data["unsent"] = len(s.device.messenger.messages.unsent())
     human = "\n".join(f"{k}: {v}" for k, v in data.items())
-    _print(args, human, data)
+    print_result(args, human, data)
     return 0
 
 
@@ -239,7 +162,7 @@ async def send(args: argparse.Namespace) -> int:
     async with open_device(args) as s:
         await s.device.resend_unsent()
         result = await s.device.send_text(await resolve_user(s, args.user), args.text)
-    _print(
+    print_result(
         args,
         f"sent to {args.user} ({result.devices} device(s))",
         {"msg_id": result.msg_id, "devices": result.devices},
@@ -295,7 +218,7 @@ async def send_file(args: argparse.Namespace) -> int:
             )
         finally:
             sealed.discard()
-    _print(
+    print_result(
         args,
         f"sent {sealed.name} ({sealed.secrets.size} bytes) to {args.to}"
         f" ({result.devices} device(s))",
@@ -320,135 +243,5 @@ async def get_file(args: argparse.Namespace) -> int:
         bar = ProgressBar("downloading", pointer.size)
         size = await open_blob(transfer.download(s.api.http, pointer.id, bar), pointer, target)
         bar.done()
-    _print(args, f"saved {target} ({size} bytes)", {"path": str(target), "size": size})
-    return 0
-
-
-# -- groups -----------------------------------------------------------------------------------
-
-
-async def group_create(args: argparse.Namespace) -> int:
-    async with open_device(args) as s:
-        group = await s.device.group_create(args.name, await resolve_users(s, args.members))
-    _print(args, f"group {group.name} created: {group.id_text}", _group_json(group))
-    return 0
-
-
-async def group_add(args: argparse.Namespace) -> int:
-    async with open_device(args) as s:
-        group = s.device.messenger.groups.find(args.group)
-        group = await s.device.group_change(group, add=await resolve_users(s, args.members))
-    _print(args, f"group {group.name}: {', '.join(group.members)}", _group_json(group))
-    return 0
-
-
-async def group_remove(args: argparse.Namespace) -> int:
-    async with open_device(args) as s:
-        group = s.device.messenger.groups.find(args.group)
-        members = await resolve_users(s, args.members)
-        unknown = [u for u in members if u not in group.members]
-        if unknown:
-            raise errors.ClientError(f"not in group {group.name}: {', '.join(unknown)}")
-        group = await s.device.group_change(group, remove=members)
-    _print(args, f"group {group.name}: {', '.join(group.members)}", _group_json(group))
-    return 0
-
-
-async def group_send(args: argparse.Namespace) -> int:
-    async with open_device(args) as s:
-        group = s.device.messenger.groups.find(args.group)
-        if s.device.address.user_id not in group.members:
-            raise errors.ClientError(f"you are not a member of group {group.name}")
-        result = await s.device.send_group(group, args.text)
-    _print(
-        args,
-        f"sent to group {group.name} ({result.devices} device(s))",
-        {"msg_id": result.msg_id, "devices": result.devices, "group": group.id_text},
-    )
-    return 0
-
-
-async def group_list(args: argparse.Namespace) -> int:
-    async with open_device(args) as s:
-        groups = s.device.messenger.groups.all()
-    if args.json:
-        print(json.dumps({"groups": [_group_json(g) for g in groups]}))
-    else:
-        for g in groups:
-            print(f"{g.id_text}  {g.name}  rev {g.rev}  members: {', '.join(g.members)}")
-    return 0
-
-
-def _group_json(group: Any) -> dict[str, Any]:
-    return {
-        "id": group.id_text,
-        "name": group.name,
-        "rev": group.rev,
-        "members": list(group.members),
-    }
-
-
-# -- verification (PROTOCOL s8) ---------------------------------------------------------------
-
-
-async def _current_safety_number(s: Session, user_id: str) -> Any:
-    """Refresh both users' device lists (recording identities), then compute the number."""
-    device = s.device
-    if user_id == device.address.user_id:
-        raise errors.ClientError("compare safety numbers with someone else")
-    await device.refresh_identities([user_id])
-    return device.safety_number(user_id)
-
-
-async def safety_number(args: argparse.Namespace) -> int:
-    async with open_device(args) as s:
-        args.user = await resolve_user(s, args.user)
-        number = await _current_safety_number(s, args.user)
-        contact = s.device.state.manager.identities.contact(args.user)
-        verified = bool(contact and contact.verified)
-    _print(
-        args,
-        f"{number.display()}\n({'verified' if verified else 'not verified'})",
-        {"user": args.user, "safety_number": number.digits, "verified": verified},
-    )
-    return 0
-
-
-async def verify(args: argparse.Namespace) -> int:
-    async with open_device(args) as s:
-        args.user = await resolve_user(s, args.user)
-        number = await _current_safety_number(s, args.user)
-        if args.number is not None:
-            given = "".join(ch for ch in args.number if ch.isdigit())
-            if given != number.digits:
-                raise errors.UntrustedIdentity(
-                    f"the safety number does not match; {args.user} is NOT verified"
-                )
-        with s.device.state.step() as m:
-            m.set_verified(args.user)
-    _print(
-        args,
-        f"{args.user} verified\n{number.display()}",
-        {"user": args.user, "verified": True, "safety_number": number.digits},
-    )
-    return 0
-
-
-async def trust(args: argparse.Namespace) -> int:
-    async with open_device(args) as s:
-        args.user = await resolve_user(s, args.user)
-        await s.device.refresh_identities([args.user])
-        m = s.device.state.manager
-        contact = m.identities.contact(args.user)
-        if contact is None:
-            raise errors.UnknownContact(f"no known devices for {args.user}")
-        held = [i for i, d in contact.devices.items() if d.needs_confirmation]
-        with s.device.state.step() as m:
-            for device_id in held:
-                m.confirm_identity(DeviceAddress(args.user, device_id))
-    _print(
-        args,
-        f"{args.user}: accepted {len(held)} new or changed device(s); not verified",
-        {"user": args.user, "accepted_devices": held, "verified": False},
-    )
+    print_result(args, f"saved {target} ({size} bytes)", {"path": str(target), "size": size})
     return 0
