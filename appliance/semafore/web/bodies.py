@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from semafore.services import InvalidInput
+from semafore.web.appkeys import SETTINGS
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -58,6 +59,10 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object (415 if it is not declared as JSON)."""
     if request.content_type != JSON_CONTENT_TYPE:
         raise web.HTTPUnsupportedMediaType(text=f"send the body as {JSON_CONTENT_TYPE}")
+    limit = request.app[SETTINGS].server.max_request_bytes
+    if request.content_length is not None and request.content_length > limit:
+        # Refuse at once: waiting for a body that will be refused anyway holds the connection.
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     return parse_json_object(await request.read())
 
 
