@@ -54,6 +54,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if error.status < 400:
             raise  # redirects and other non-errors pass through untouched
         return problems.from_http_exception(error)
+    except ConnectionResetError:
+        # The client hung up while its body was being read: not a bug, and nobody to answer.
+        log.info("client went away in %s %s", request.method, route_template(request))
+        return problems.problem_response(
+            400, "client_disconnected", "The connection closed before the request was read."
+        )
     except Exception:
         # Always a bug. The traceback goes to the server log only; the client learns nothing.
         log.exception("unhandled error in %s %s", request.method, route_template(request))
