@@ -619,6 +619,11 @@ def site_hostvars(host: Host, bundle: Bundle, **extra) -> dict:
     """What a site sets for its own host, on top of the example inventory's group_vars."""
     hostvars = host.ansible_hostvars()
     hostvars.update(
+        # verify.yml runs `semafore verify` (device enrolments from 127.0.0.1) many times within
+        # 15 minutes here; raise the per-address OTP limits so the story is not rate-limited.
+        semafore_appliance_settings_extra={
+            "otp": {"sends_per_address_15min": 1000, "sends_per_address_day": 10000}
+        },
         semafore_tls_hostnames=["semafore.test"],
         semafore_tls_ip_addresses=[],
         semafore_appliance_server_public_url="https://semafore.test",
