@@ -49,6 +49,7 @@ Address = tuple[str, int]
 _MSG_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _SERVER_ID = re.compile(r"[1-9][0-9]{0,17}")
 MAX_ACK_IDS = 10_000
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 # A cached device list is trusted this long; revocations invalidate it at once, approvals
 # (which have no hook, and may come from the CLI process) are seen within this bound.
 DEVICE_CACHE_SECONDS = 5.0
@@ -101,6 +102,7 @@ class RelayService:
         self._caps = QueueCaps(settings.queue_max_messages, settings.queue_max_bytes)
         self._devices: dict[str, _Devices] = {}
         self._generation: dict[str, int] = {}
+        self._loading: dict[str, asyncio.Future[_Devices]] = {}
         self._acks = _AckBatcher(queue, self.stats)
 
     # -- sending ------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ class RelayService:
                     code="duplicate_target",
                 )
             seen.add(target)
-            data = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+            data = _COMPACT.encode(envelope).encode()
             if len(data) > self._settings.envelope_max_bytes:
                 raise TooLarge(
                     f"envelopes[{index}] is larger than "
@@ -201,10 +203,27 @@ class RelayService:
         return sorted(expected - targets), sorted(targets - expected)
 
     async def approved_device_ids(self, user_id: str, *, fresh: bool = False) -> _Devices:
+        if fresh:
+            return await self._load_devices(user_id)
         cached = self._devices.get(user_id)
-        now = time.monotonic()
-        if cached is not None and not fresh and now - cached.loaded_at < DEVICE_CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached.loaded_at < DEVICE_CACHE_SECONDS:
             return cached
+        # One read per member however many sends miss the cache at once.
+        loading = self._loading.get(user_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_devices(user_id))
+            self._loading[user_id] = loading
+            loading.add_done_callback(lambda done: self._forget_load(user_id, done))
+        return await asyncio.shield(loading)
+
+    def _forget_load(self, user_id: str, done: asyncio.Future[_Devices]) -> None:
+        if self._loading.get(user_id) is done:
+            del self._loading[user_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: the waiters got it
+
+    async def _load_devices(self, user_id: str) -> _Devices:
+        now = time.monotonic()
         generation = self._generation.get(user_id, 0)
         org_id, devices = await self._keydir.approved_devices(user_id)
         entry = _Devices(org_id, frozenset(d.device_id for d in devices), now)
@@ -217,6 +236,7 @@ class RelayService:
         """Forget the cached device list of a member (after an approval or revocation)."""
         self._generation[user_id] = self._generation.get(user_id, 0) + 1
         self._devices.pop(user_id, None)
+        self._loading.pop(user_id, None)  # a read already under way may predate the change
 
     def device_revoked(self, device: Address) -> None:
         """The device is gone, its queue with it (cascade): close its socket at once."""

@@ -1,7 +1,9 @@
 """The relay queue: one row of opaque ciphertext per (message, target device).
 
-Units of work (run by the group-commit writer): ``relay.send`` (idempotency record, cap check,
-one multi-row INSERT), ``relay.ack`` (acks of many devices in one DELETE), ``relay.expire``.
+Units of work (run by the group-commit writer): ``relay.send_batch`` (the sends that arrived
+while the writer was busy, see relay_sends.py) or ``relay.send`` (one send: idempotency record,
+cap check, one multi-row INSERT), ``relay.ack`` (acks of many devices in one DELETE),
+``relay.expire``.
 Reads (fetch, depth) use the read-only connections. Per-device depth is kept exact by the
 triggers of migration 0005, so a cap check reads one small row per target, never counts rows.
 """
@@ -11,12 +13,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from semafore.storage.database import Database
 from semafore.storage.errors import StorageError
+from semafore.storage.relay_sends import SendBatcher
 
 Address = tuple[str, int]  # (user_id, device_id)
 T = TypeVar("T")
@@ -81,6 +84,7 @@ class QueueCaps:
 class RelayQueue:
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._sends = SendBatcher(database, self._store_one)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -93,7 +97,16 @@ class RelayQueue:
         now_ms: int,
         caps: QueueCaps,
     ) -> SendRecord:
-        """Store a send once: idempotency record + every row, or nothing (cap, duplicate)."""
+        """Store a send once: idempotency record + every row, or nothing (cap, duplicate).
+
+        Concurrent sends share one unit of work; the answer comes after its COMMIT.
+        """
+        return await self._sends.submit(sender, msg_id, rows, now_ms, caps)
+
+    async def _store_one(self, send: Any) -> SendRecord:
+        sender, msg_id, rows, now_ms, caps = (
+            send.sender, send.msg_id, send.rows, send.now_ms, send.caps
+        )
 
         async def unit(conn: aiosqlite.Connection) -> SendRecord:
             try:
@@ -131,15 +144,15 @@ class RelayQueue:
             for chunk in _chunks(triples, 3000):
                 values = ",".join("(?,?,?)" for _ in chunk)
                 params = [p for triple in chunk for p in triple]
-                async with conn.execute(
+                returned = await conn.execute_fetchall(
                     "DELETE FROM relay_queue WHERE id IN (SELECT q.id FROM "  # noqa: S608
                     f"(VALUES {values}) AS v JOIN relay_queue AS q ON q.id = v.column1 "
                     "AND q.user_id = v.column2 AND q.device_id = v.column3) "
                     "RETURNING id, user_id, device_id",
                     params,
-                ) as cursor:
-                    async for row_id, user_id, device_id in cursor:
-                        deleted.setdefault((user_id, device_id), set()).add(row_id)
+                )
+                for row_id, user_id, device_id in returned:
+                    deleted.setdefault((user_id, device_id), set()).add(row_id)
             return deleted
 
         return await self._db.write("relay.ack", unit)
@@ -181,12 +194,13 @@ class RelayQueue:
 
     async def fetch(self, device: Address, *, after_id: int, limit: int) -> list[QueuedEnvelope]:
         """The device's rows with id > after_id, oldest first."""
-        async with self._db.read() as conn, conn.execute(
-            "SELECT id, queued_at, envelope FROM relay_queue "
-            "WHERE user_id = ? AND device_id = ? AND id > ? ORDER BY id LIMIT ?",
-            (device[0], device[1], after_id, limit),
-        ) as cursor:
-            return [QueuedEnvelope(r[0], r[1], bytes(r[2])) async for r in cursor]
+        async with self._db.read() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT id, queued_at, envelope FROM relay_queue "
+                "WHERE user_id = ? AND device_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (device[0], device[1], after_id, limit),
+            )
+        return [QueuedEnvelope(r[0], r[1], bytes(r[2])) for r in rows]
 
     async def depth(self, device: Address) -> tuple[int, int]:
         """(messages, bytes) queued for one device."""
@@ -258,14 +272,14 @@ async def _insert(
         for row in chunk:
             params += (row.target[0], row.target[1], now_ms, len(row.envelope), row.envelope)
         try:
-            async with conn.execute(
+            returned = await conn.execute_fetchall(
                 "INSERT INTO relay_queue (user_id, device_id, queued_at, size, envelope) "  # noqa: S608
                 f"VALUES {values} RETURNING id, user_id, device_id",
                 params,
-            ) as cursor:
-                async for row_id, user_id, device_id in cursor:
-                    key = (user_id, device_id)
-                    stored[key] = QueuedEnvelope(row_id, now_ms, by_target[key].envelope)
+            )
+            for row_id, user_id, device_id in returned:
+                key = (user_id, device_id)
+                stored[key] = QueuedEnvelope(row_id, now_ms, by_target[key].envelope)
         except sqlite3.IntegrityError:  # the foreign key: a target device was removed
             raise TargetGone("a target device no longer exists", code="target_gone") from None
     return stored

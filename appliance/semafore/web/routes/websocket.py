@@ -178,7 +178,11 @@ class _Socket:
             msg_id = None  # echoed only when it could be one
         try:
             answer = await self._relay.send(self._device, self._principal.org_id, frame)
-            reply = json.dumps({"type": "sent", **answer.to_json()}, separators=(",", ":"))
+            # msg_id is checked to be plain ASCII without quotes: no encoder needed.
+            reply = (
+                f'{{"type":"sent","msg_id":"{answer.msg_id}","stored":{answer.stored},'
+                f'"ts":{answer.ts}}}'
+            )
         except ServiceError as error:
             reply = _error(error.code, error.message, msg_id=msg_id, **error.details)
         except StorageError:
