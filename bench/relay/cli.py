@@ -9,6 +9,7 @@ import multiprocessing
 import resource
 import sqlite3
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +41,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=1, help="load-generator processes")
     p.add_argument("--drain", type=float, default=30.0,
                    help="seconds to wait for outstanding deliveries after the load")
+    p.add_argument("--profile", type=Path,
+                   help="record the server with py-spy during the load (collapsed stacks)")
     p.add_argument("--data-dir", type=Path, help="keep the appliance here (default: a temp dir)")
     args = p.parse_args(argv)
     if args.mode == "group":
@@ -145,11 +148,14 @@ def _drive(
             outbox.send(start)
         time.sleep(max(0.0, start - time.time()))
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        profiler = _profiler(args, server.pid)
         rss_peak = 0
         while time.monotonic() - t0 < args.duration:
             rss_peak = max(rss_peak, memory_kib(server.pid)["VmRSS"])
             time.sleep(0.25)
         cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+        if profiler is not None:
+            profiler.wait(60)
         answered = [_expect(inbox, "answered", args.drain + 60) for inbox in inboxes]
         expected = sum(a[1] for a in answered)
         delivered = {i: a[2] for i, a in enumerate(answered)}
@@ -160,6 +166,7 @@ def _drive(
                 if message[0] == "progress":
                     delivered[inboxes.index(inbox)] = message[1]
         drain_seconds = time.monotonic() - t1
+        cpu2 = cpu_seconds(server.pid)
         for outbox in outboxes:
             outbox.send("stop")
         results = [_expect(inbox, "result", 120)[1] for inbox in inboxes]
@@ -177,7 +184,19 @@ def _drive(
         "hwm_kib": memory["VmHWM"],
         "cpu_seconds": round(cpu1 - cpu0, 2),
         "cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        "cpu_seconds_with_drain": round(cpu2 - cpu0, 2),
     }, connected, drain_seconds)
+
+
+def _profiler(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes] | None:
+    if args.profile is None:
+        return None
+    py_spy = Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen(
+        [str(py_spy), "record", "--pid", str(pid), "--duration", str(int(args.duration)),
+         "--format", "raw", "--output", str(args.profile), "--rate", "200"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
 
 
 def _expect(inbox: Any, kind: str, timeout: float) -> Any:
@@ -225,6 +244,10 @@ def _summary(args: argparse.Namespace, results: list[Any], server: dict[str, Any
         "client": {"cpu_seconds": round(total("cpu_seconds"), 2)},
         "errors": dict(errors),
     }
+    if delivered:  # robust to a shared machine: CPU per envelope, not wall-clock rate
+        report["server"]["cpu_us_per_envelope"] = round(
+            1e6 * server["cpu_seconds_with_drain"] / delivered, 1
+        )
     if args.mode == "group":
         merged: dict[int, list[int]] = {}
         for r in results:

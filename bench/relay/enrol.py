@@ -11,14 +11,23 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from semafore.client.enrolment import registration_body
 from semafore.config import load_settings
-from semafore.protocol import DeviceAddress, DHKeyPair, IdentityKeyPair, b64u_encode
+from semafore.protocol import (
+    DeviceAddress,
+    DeviceKeys,
+    DHKeyPair,
+    IdentityKeyPair,
+    SessionManager,
+    b64u_encode,
+)
 from semafore.protocol.binding import sign_identity_binding, sign_signed_pre_key
 from semafore.services import SystemClock
 from semafore.services.identity import build_identity_services
@@ -34,8 +43,8 @@ class Creds:
     user_id: str
     device_id: int
     token: str
-    # Private keys, kept only when the crypto mode needs them (raw bytes, see protocol.keys).
-    keys: dict[str, Any] | None = None
+    # The device's protocol state (SessionManager bytes), kept only for the crypto mode.
+    keys: bytes | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -104,9 +113,9 @@ async def enrol_devices(
         await asyncio.gather(*(post("/v1/enrolment/code", {"phone": p}) for p in phones))
         codes = await _codes(spool, set(phones))
 
-        async def register(phone: str) -> tuple[str, int, str, dict[str, Any]]:
+        async def register(phone: str) -> tuple[str, int, str, bytes | None]:
             ticket = await post("/v1/enrolment/verify", {"phone": phone, "code": codes[phone]})
-            body, keys = _registration(ticket["user_id"], ticket["device_id"])
+            body, keys = _registration(ticket["user_id"], ticket["device_id"], keep_keys)
             registered = await post("/v1/enrolment/register", body, ticket["ticket"])
             return registered["user_id"], registered["device_id"], \
                 registered["enrolment_secret"], keys
@@ -118,7 +127,7 @@ async def enrol_devices(
             status = await post("/v1/enrolment/status", {}, secret)
             assert status["status"] == "approved", status
             token = status["tokens"]["access_token"]
-            return Creds(user_id, device_id, token, keys if keep_keys else None)
+            return Creds(user_id, device_id, token, keys)
 
         return list(await asyncio.gather(*(collect(*r) for r in registered)))
 
@@ -137,11 +146,18 @@ async def _codes(spool: Path, phones: set[str], timeout: float = 120) -> dict[st
             await asyncio.sleep(0.2)
 
 
-def _registration(user_id: str, device_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _registration(
+    user_id: str, device_id: int, full: bool
+) -> tuple[dict[str, Any], bytes | None]:
+    """The registration body; with ``full``, keys made and kept by the bundled client's code."""
+    address = DeviceAddress(user_id, device_id)
+    if full:
+        manager = SessionManager(DeviceKeys.generate(address, time.time_ns() // 1_000_000))
+        manager.generate_one_time_pre_keys(1)
+        return registration_body(manager.device), manager.to_bytes()
     identity = IdentityKeyPair.generate()
     spk = DHKeyPair.generate()
     opk = DHKeyPair.generate()
-    address = DeviceAddress(user_id, device_id)
     body = {
         "identity_key": b64u_encode(identity.ik.data),
         "identity_signing_key": b64u_encode(identity.isk.data),
@@ -151,4 +167,4 @@ def _registration(user_id: str, device_id: int) -> tuple[dict[str, Any], dict[st
         "signed_pre_key_signature": b64u_encode(sign_signed_pre_key(identity, spk.public)),
         "one_time_pre_keys": [{"id": 1, "key": b64u_encode(opk.public.data)}],
     }
-    return body, {"identity": identity, "spk": spk, "opk": opk}
+    return body, None

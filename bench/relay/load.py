@@ -45,6 +45,7 @@ class Plan:
     warmup: float
     window: int
     drain_seconds: float
+    keys: list[bytes] | None = None  # crypto mode: each device's SessionManager state
 
 
 @dataclass
@@ -104,6 +105,9 @@ class Worker:
         self.ready = 0
         self.all_ready = asyncio.Event()
 
+    async def prepare(self, session: aiohttp.ClientSession) -> None:
+        """Anything before the sockets open (the crypto mode starts its sessions here)."""
+
     async def connect(self, session: aiohttp.ClientSession) -> None:
         limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
@@ -148,7 +152,7 @@ class Worker:
                         result.duplicates += 1
                         continue
                     seen.add(server_id)
-                    self._delivered(item["envelope"]["header"], now)
+                    self.on_envelope(i, item["envelope"], now)
                 await ws.send_str(f'{{"type":"ack","ids":{json.dumps(ids)}}}')
             elif kind == "sent":
                 self._answered(i, now, frame["stored"])
@@ -163,9 +167,11 @@ class Worker:
         if ws.close_code not in (None, 1000, 1001):
             result.errors[f"closed:{ws.close_code}"] += 1
 
-    def _delivered(self, header: str, now: int) -> None:
+    def on_envelope(self, i: int, envelope: dict[str, Any], now: int) -> None:
+        self.delivered(*read_tag(envelope["header"]), now)
+
+    def delivered(self, seq: int, sent_ns: int, now: int) -> None:
         result = self.result
-        seq, sent_ns = read_tag(header)
         result.delivered += 1
         if self.start_ns <= now < self.end_ns:
             result.delivered_in_window += 1
@@ -185,16 +191,18 @@ class Worker:
             if self.start_ns <= now < self.end_ns:
                 self.result.accepted_in_window += 1
 
+    def frame(self, i: int, seq: int, now: int) -> str:
+        user_id, device_id, _ = self.plan.devices[i]
+        return send_frame(
+            f"b{seq}", (user_id, device_id), self.plan.routes[i], tag_header(seq, now)
+        )
+
     async def send(self, i: int) -> None:
         ws = self.sockets[i]
         if ws is None or ws.closed:
             return
         self.seq += 1
-        now = time.monotonic_ns()
-        user_id, device_id, _ = self.plan.devices[i]
-        frame = send_frame(
-            f"b{self.seq}", (user_id, device_id), self.plan.routes[i], tag_header(self.seq, now)
-        )
+        frame = self.frame(i, self.seq, time.monotonic_ns())
         self.inflight[i] += 1
         self.result.sent += 1
         try:
@@ -241,14 +249,15 @@ class Worker:
         return any(self.inflight)
 
 
-async def run(plan: Plan, inbox: Any, outbox: Any) -> Result:
+async def run(plan: Plan, inbox: Any, outbox: Any, worker: Worker | None = None) -> Result:
     """Connect, tell the parent, wait for the start time it sends, load, drain, report."""
     context = ssl.create_default_context(cafile=plan.ca_path)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     loop = asyncio.get_running_loop()
-    worker = Worker(plan)
+    worker = worker or Worker(plan)
     connector = aiohttp.TCPConnector(ssl=context, limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
+        await worker.prepare(session)
         await worker.connect(session)
         readers = [
             asyncio.create_task(worker.read(i)) for i, ws in enumerate(worker.sockets) if ws
