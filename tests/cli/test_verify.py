@@ -66,6 +66,14 @@ def test_passes_on_a_fresh_install(appliance: Appliance, serve_process: ServePro
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.startswith("SemaFore on-box verification: PASS")
     assert "findings        none" in again.stdout
+    # Between runs the verification organisation keeps one account (the last admin), no device.
+    with sqlite3.connect(appliance.settings().storage.database_path) as db:
+        members, devices = db.execute(
+            "SELECT count(DISTINCT m.user_id), count(d.device_id) FROM orgs o"
+            " JOIN members m USING (org_id) LEFT JOIN devices d USING (user_id)"
+            " WHERE o.name = 'SemaFore on-box verification'"
+        ).fetchone()
+    assert (members, devices) == (1, 0)
 
 
 @pytest.mark.slow

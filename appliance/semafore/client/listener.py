@@ -50,6 +50,10 @@ class _Stop(Exception):
     pass
 
 
+class _Unauthenticated(Exception):
+    """The server closed the socket because the token was refused after the upgrade."""
+
+
 async def listen_forever(device: Device, api: ApiClient, on_message: OnMessage) -> None:
     """Receive until `on_message` says stop (or the caller cancels)."""
     backoff = Backoff()
@@ -59,16 +63,17 @@ async def listen_forever(device: Device, api: ApiClient, on_message: OnMessage) 
             await _connection(device, api, on_message, backoff)
         except _Stop:
             return
-        except aiohttp.WSServerHandshakeError as exc:
-            if exc.status == 401 and not refreshed and api.http.refresh is not None:
+        except (aiohttp.WSServerHandshakeError, _Unauthenticated) as exc:
+            status = exc.status if isinstance(exc, aiohttp.WSServerHandshakeError) else 401
+            if status == 401 and not refreshed and api.http.refresh is not None:
                 api.http.access_token = await api.http.refresh()
                 refreshed = True
                 continue
-            if exc.status in (401, 403):
+            if status in (401, 403):
                 raise errors.Revoked(
-                    "the server refused this device's session (revoked?)", status=exc.status
+                    "the server refused this device's session (revoked?)", status=status
                 ) from None
-            log.info("connection refused (%s); retrying", exc.status)
+            log.info("connection refused (%s); retrying", status)
         except (aiohttp.ClientError, OSError, TimeoutError, errors.ServerUnreachable) as exc:
             log.info("connection lost (%s); retrying", type(exc).__name__)
         else:
@@ -131,9 +136,4 @@ def _closed(code: int | None) -> None:
     if code == CLOSE_REPLACED:
         raise errors.ClientError("another connection of this device took over; stopping")
     if code == CLOSE_UNAUTHENTICATED:
-        raise aiohttp.WSServerHandshakeError(
-            request_info=None,  # type: ignore[arg-type]
-            history=(),
-            status=401,
-            message="unauthenticated",
-        )
+        raise _Unauthenticated

@@ -207,9 +207,10 @@ class Throwaway:
 class VerificationAccounts:
     """The verification organisation and its members, run after run.
 
-    The organisation keeps one admin account (a +999 number with no device between runs),
-    because an organisation must keep an admin; every run enrols a device for it, adds one
-    throwaway member, and at the end revokes the device and removes the member.
+    An organisation must keep an admin, so between runs it holds exactly one: the last run's
+    admin account (a +999 number, no device). Each run replaces it with a new admin, adds one
+    throwaway member, enrols a device for each, and at the end removes the member and revokes
+    the admin's device.
     """
 
     def __init__(
@@ -226,18 +227,21 @@ class VerificationAccounts:
         self.otp = otp
 
     async def prepare(self) -> tuple[Throwaway, Throwaway]:
+        """Fresh numbers every run (so the appliance's OTP limits per number never bite): a new
+        admin replaces the previous run's, and a new member joins."""
         ident = self._identity
         org = next((o for o in await ident.orgs.list_orgs() if o.name == VERIFY_ORG_NAME), None)
         if org is None:
-            org, _ = await ident.orgs.create_org(
+            org, admin = await ident.orgs.create_org(
                 VERIFY_ORG_NAME, throwaway_phone(), actor=VERIFY_ACTOR, member_limit=3
             )
-        members = await ident.members.list_members(org.org_id)
-        admin = next(m for m in members if m.role == "admin")
-        for m in members:  # left over by an interrupted run
-            if m.role != "admin":
+        else:
+            previous = await ident.members.list_members(org.org_id)
+            admin = await ident.members.add_member(
+                org.org_id, throwaway_phone(), role="admin", actor=VERIFY_ACTOR
+            )
+            for m in previous:  # the previous run's admin, or leftovers of an interrupted run
                 await ident.members.remove_member(org.org_id, m.user_id, actor=VERIFY_ACTOR)
-        await self.revoke_devices(org.org_id, admin.user_id)
         member = await ident.members.add_member(
             org.org_id, throwaway_phone(), role="member", actor=VERIFY_ACTOR
         )
