@@ -7,12 +7,17 @@ anywhere on the way). Files live in 1,024 shard directories ``<root>/<first two 
 made by :meth:`BlobStore.prepare`. Writes are atomic: a temporary file in ``tmp/`` is filled,
 fsynced, renamed into place and the directory fsynced, so a crash leaves either the whole blob
 or nothing (stale temporaries are swept at start).
+
+Resumable uploads write a *partial* file ``partial/<id>`` piece by piece (each piece fsynced,
+anything past the caller's committed offset cut off first) and publish it under the same id
+with one rename. Partial files survive restarts; whoever tracks them removes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import os
@@ -26,6 +31,8 @@ from typing import TypeVar
 from semafore.storage.errors import StorageError
 
 BLOB_ID_BYTES = 20
+PARTIAL_DIR = "partial"
+WRITE_BUFFER_BYTES = 1 << 20  # pieces are written in runs of up to this size
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _BLOB_ID = re.compile(r"[a-z2-7]{32}")
 
@@ -62,7 +69,7 @@ class BlobStore:
         """
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         shards = map("".join, itertools.product(_ALPHABET, repeat=2))
-        for name in ("tmp", *shards):
+        for name in ("tmp", PARTIAL_DIR, *shards):
             directory = self.root / name
             directory.mkdir(exist_ok=True, mode=0o700)
             if directory.is_symlink():
@@ -158,6 +165,93 @@ class BlobStore:
                     if is_blob_id(entry.name):
                         yield entry.name
 
+    # -- partial files (resumable uploads) ----------------------------------------------------
+
+    def partial_path(self, blob_id: str) -> Path:
+        """The partial file of ``blob_id``; raises ``blob_id_invalid`` for anything not ours."""
+        if not is_blob_id(blob_id):
+            raise StorageError("not a valid blob id", code="blob_id_invalid")
+        path = self.root / PARTIAL_DIR / blob_id
+        if path.resolve() != path:
+            raise StorageError("not a valid blob id", code="blob_id_invalid")
+        return path
+
+    def partial_size(self, blob_id: str) -> int | None:
+        """Bytes in the partial file, or None when there is none."""
+        try:
+            return self.partial_path(blob_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def partial_ids(self) -> Iterator[str]:
+        for entry in (self.root / PARTIAL_DIR).iterdir():
+            if is_blob_id(entry.name):
+                yield entry.name
+
+    async def append_partial(
+        self, blob_id: str, offset: int, chunks: AsyncIterable[bytes], *, limit: int
+    ) -> int:
+        """Write ``chunks`` at ``offset`` of the partial file, fsync, return its new size.
+
+        The file is created at offset 0 and cut to ``offset`` first (bytes past the caller's
+        committed offset are dropped). If the chunks would take it past ``limit`` it is cut back
+        to ``offset`` and ``blob_too_long`` is raised; any other failure also cuts it back.
+        """
+        if not 0 <= offset <= limit:
+            raise ValueError("offset outside the blob")
+        path = self.partial_path(blob_id)
+        flags = os.O_WRONLY | os.O_NOFOLLOW | (os.O_CREAT if offset == 0 else 0)
+        try:
+            fd = await _blocking(os.open, path, flags, 0o600)
+        except FileNotFoundError:
+            raise StorageError("no such partial blob", code="blob_not_found") from None
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        size = offset
+        try:
+            await _io(_truncate_at, fd, offset)
+            buffer = bytearray()
+            async for chunk in chunks:
+                if size + len(buffer) + len(chunk) > limit:
+                    raise StorageError("more bytes than the blob's length", code="blob_too_long")
+                buffer += chunk
+                if len(buffer) >= WRITE_BUFFER_BYTES:
+                    await _io(_write_all, fd, buffer)
+                    size += len(buffer)
+                    buffer.clear()
+            if buffer:
+                await _io(_write_all, fd, buffer)
+                size += len(buffer)
+            await _io(os.fsync, fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                await _blocking(_truncate_at, fd, offset)
+                await _blocking(os.fsync, fd)
+            raise
+        finally:
+            os.close(fd)
+        return size
+
+    async def publish_partial(self, blob_id: str) -> None:
+        """Rename the (fsynced) partial file to the blob; nothing to do if that happened before."""
+        partial, final = self.partial_path(blob_id), self.path_for(blob_id)
+        try:
+            await _blocking(_publish, partial, final)
+        except FileNotFoundError:
+            if not final.is_file():
+                raise StorageError("no such partial blob", code="blob_not_found") from None
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        await _blocking(_fsync_dir, partial.parent)
+
+    def delete_partial(self, blob_id: str) -> bool:
+        path = self.partial_path(blob_id)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
 
 def _read_chunks(path: Path, start: int, end: int | None, chunk_size: int) -> Iterator[bytes]:
     try:
@@ -205,6 +299,11 @@ async def _io(fn: Callable[..., T], *args: object) -> T:
 
 def _unavailable(exc: OSError) -> StorageError:
     return StorageError(f"blob store: {exc.strerror}", code="storage_unavailable")
+
+
+def _truncate_at(fd: int, offset: int) -> None:
+    os.ftruncate(fd, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from semafore.config import Settings
 from semafore.services import Services
+from semafore.services.files import FileService
 from semafore.services.messaging import MessagingServices
 from semafore.web.metrics import Metrics
 
@@ -19,6 +20,8 @@ SERVICES = web.AppKey("services", Services)
 METRICS = web.AppKey("metrics", Metrics)
 # The relay (key directory, queue, delivery hub, push), set at start-up by routes/messages.py.
 MESSAGING = web.AppKey("messaging", MessagingServices)
+# Encrypted files (uploads, downloads, expiry), set at start-up by routes/files.py.
+FILES = web.AppKey("files", FileService)
 # The API contract rendered as JSON once at start-up (served at /v1/openapi.json).
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 # The bearer token that /metrics requires, or None (then only loopback peers may scrape).
