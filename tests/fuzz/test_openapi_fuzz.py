@@ -80,7 +80,7 @@ def run(case: Any, target: FuzzTarget, *, valid: bool) -> None:
 
 @pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=20, deadline=None, database=None,
+@settings(max_examples=15, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_valid_auth(case: Any, fuzz_target: FuzzTarget) -> None:
     run(case, fuzz_target, valid=True)
