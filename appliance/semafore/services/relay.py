@@ -49,6 +49,7 @@ Address = tuple[str, int]
 _MSG_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _SERVER_ID = re.compile(r"[1-9][0-9]{0,17}")
 MAX_ACK_IDS = 10_000
+_KNOWN_ADDRESSES = 100_000
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 # A cached device list is trusted this long; revocations invalidate it at once, approvals
 # (which have no hook, and may come from the CLI process) are seen within this bound.
@@ -103,6 +104,7 @@ class RelayService:
         self._devices: dict[str, _Devices] = {}
         self._generation: dict[str, int] = {}
         self._loading: dict[str, asyncio.Future[_Devices]] = {}
+        self._addresses: dict[Address, None] = {}  # envelope addresses already checked
         self._acks = _AckBatcher(queue, self.stats)
 
     # -- sending ------------------------------------------------------------------------------
@@ -172,7 +174,7 @@ class RelayService:
         rows: list[NewRow] = []
         seen: set[Address] = set()
         for index, envelope in enumerate(envelopes):
-            target = _route(envelope, sender, index)
+            target = _route(envelope, sender, index, self._addresses)
             if target in seen:
                 raise InvalidInput(
                     f"envelopes[{index}]: a second envelope for the same device",
@@ -312,24 +314,48 @@ def check_ack_ids(ids: object) -> list[int]:
     return parsed
 
 
-def _route(envelope: object, sender: Address, index: int) -> Address:
-    where = f"envelopes[{index}]"
+def _route(
+    envelope: object, sender: Address, index: int, known: dict[Address, None]
+) -> Address:
     if not isinstance(envelope, dict):
-        raise InvalidInput(f"{where} must be a JSON object", code="invalid_envelope")
+        raise InvalidInput(f"envelopes[{index}] must be a JSON object", code="invalid_envelope")
     if type(envelope.get("v")) is not int or envelope.get("v") != 1:
-        raise InvalidInput(f"{where}: unsupported version", code="unsupported_version")
+        raise InvalidInput(f"envelopes[{index}]: unsupported version", code="unsupported_version")
     if envelope.get("type") not in ("prekey", "msg"):
-        raise InvalidInput(f"{where}: type must be prekey or msg", code="invalid_envelope")
-    try:
-        source = DeviceAddress.from_dict(envelope.get("from"))  # type: ignore[arg-type]
-        target = DeviceAddress.from_dict(envelope.get("to"))  # type: ignore[arg-type]
-    except ProtocolError:
         raise InvalidInput(
-            f"{where}: from and to must be device addresses", code="invalid_envelope"
-        ) from None
-    if (source.user_id, source.device_id) != sender:
-        raise InvalidInput(f"{where}: from must be the sending device", code="wrong_sender")
-    return (target.user_id, target.device_id)
+            f"envelopes[{index}]: type must be prekey or msg", code="invalid_envelope"
+        )
+    source = _address(envelope.get("from"), known)
+    target = _address(envelope.get("to"), known)
+    if source is None or target is None:
+        raise InvalidInput(
+            f"envelopes[{index}]: from and to must be device addresses", code="invalid_envelope"
+        )
+    if source != sender:
+        raise InvalidInput(
+            f"envelopes[{index}]: from must be the sending device", code="wrong_sender"
+        )
+    return target
+
+
+def _address(value: object, known: dict[Address, None]) -> Address | None:
+    """A checked ``(user_id, device_id)``, or None. An address already checked in exactly this
+    shape (two members, a str and an int) skips the full check: most sends repeat addresses."""
+    plain = type(value) is dict and len(value) == 2
+    if plain:
+        user_id, device_id = value.get("user_id"), value.get("device_id")  # type: ignore[union-attr]
+        if type(user_id) is str and type(device_id) is int and (user_id, device_id) in known:
+            return (user_id, device_id)
+    try:
+        address = DeviceAddress.from_dict(value)  # type: ignore[arg-type]
+    except ProtocolError:
+        return None
+    checked = (address.user_id, address.device_id)
+    if plain:
+        if len(known) >= _KNOWN_ADDRESSES:
+            known.clear()
+        known[checked] = None
+    return checked
 
 
 def _addr(address: Address) -> dict[str, Any]:
