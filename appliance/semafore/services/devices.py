@@ -42,13 +42,14 @@ class Device:
     registered_at: int
     approved_at: int | None
     last_active_day: int | None
+    device_name: str | None = None
 
     @classmethod
     def from_row(cls, row: store.DeviceRow) -> Device:
         return cls(
             row.user_id, row.device_id, row.org_id, row.status, row.identity_key,
             row.identity_signing_key, row.identity_binding_signature, row.registered_at,
-            row.approved_at, row.last_active_day,
+            row.approved_at, row.last_active_day, row.device_name,
         )
 
 

@@ -6,8 +6,8 @@
    member's ``user_id`` and a freshly reserved ``device_id``, which the device needs to sign
    its identity binding (PROTOCOL.md s4.2).
 3. ``register(ticket, keys)``: the keys and both signatures are checked, the device is stored
-   as *pending* with its signed and one-time pre keys, and the device gets an *enrolment
-   secret*.
+   as *pending* with its signed and one-time pre keys and the optional ``device_name`` it
+   gives itself (shown to admins), and the device gets an *enrolment secret*.
 
 Then the pending device polls ``status(secret)``: ``pending`` until an admin decides; on
 approval the first access and refresh tokens are handed out once (the secret dies with that),
@@ -26,6 +26,7 @@ from semafore.services.clock import Clock
 from semafore.services.device_keys import DeviceKeysUpload, parse_device_keys
 from semafore.services.errors import LimitReached, Unauthenticated
 from semafore.services.keyed_hash import KeyedHash, new_secret
+from semafore.services.names import parse_device_name
 from semafore.services.otp import PURPOSE_ENROL, CodeRejected, OtpService
 from semafore.services.phone import PhoneVault, parse_phone
 from semafore.services.sessions import SessionService, TokenPair
@@ -155,6 +156,7 @@ class EnrolmentService:
         if named is None or named.expires_at <= now:
             raise TicketRejected()
         upload = parse_device_keys(keys, DeviceAddress(named.user_id, named.device_id))
+        device_name = parse_device_name(keys.get("device_name") if isinstance(keys, dict) else None)
         secret = new_secret(SECRET_PREFIX)
         cap = self._settings.devices_per_member
         credential_expiry = int(now) + self._settings.pending_enrolment_ttl_days * DAY
@@ -168,7 +170,9 @@ class EnrolmentService:
                 raise TicketRejected()
             if await device_store.count_devices(conn, taken.user_id) >= cap:
                 raise _device_cap(cap)
-            await _store_device(conn, taken.user_id, taken.device_id, upload, int(now))
+            await _store_device(
+                conn, taken.user_id, taken.device_id, upload, int(now), device_name
+            )
             await store.insert_credential(
                 conn, secret_hash=self._secret_hash(secret), user_id=taken.user_id,
                 device_id=taken.device_id, now=int(now), expires_at=credential_expiry,
@@ -239,12 +243,14 @@ class EnrolmentService:
 
 
 async def _store_device(
-    conn: Any, user_id: str, device_id: int, upload: DeviceKeysUpload, now: int
+    conn: Any, user_id: str, device_id: int, upload: DeviceKeysUpload, now: int,
+    device_name: str | None,
 ) -> None:
     await device_store.insert_device(
         conn, user_id=user_id, device_id=device_id, identity_key=upload.identity_key,
         identity_signing_key=upload.identity_signing_key,
         identity_binding_signature=upload.identity_binding_signature, now=now,
+        device_name=device_name,
     )
     spk = upload.signed_pre_key
     await prekey_store.put_signed_pre_key(

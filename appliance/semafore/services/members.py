@@ -1,5 +1,6 @@
-"""Members of an organisation: add (one, or a CSV file all-or-nothing), list, change role,
-remove. Admins are members with the ``admin`` role; an organisation always keeps at least one.
+"""Members of an organisation: add (one, or a CSV file all-or-nothing), list, change role or
+display name, remove. Admins are members with the ``admin`` role; an organisation always
+keeps at least one.
 
 Every lookup is scoped by ``org_id``: a member of another organisation is reported exactly like
 one that does not exist.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,6 +20,7 @@ from semafore.services.clock import Clock
 from semafore.services.devices import DeviceService, RevokedSession
 from semafore.services.errors import Conflict, InvalidInput, LimitReached, NotFound
 from semafore.services.keyed_hash import new_id
+from semafore.services.names import parse_display_name
 from semafore.services.phone import PhoneVault, is_phone, parse_phone
 from semafore.storage import Database
 from semafore.storage import members as store
@@ -38,6 +41,7 @@ class Member:
     joined_at: int
     last_active_day: int | None
     device_count: int
+    display_name: str | None = None
 
     @property
     def last_active(self) -> str | None:
@@ -84,13 +88,14 @@ class MemberService:
     def _member(self, row: store.MemberRow) -> Member:
         return Member(
             row.user_id, row.org_id, self._vault.open(row.phone_sealed), row.role,
-            row.joined_at, row.last_active_day, row.device_count,
+            row.joined_at, row.last_active_day, row.device_count, row.display_name,
         )
 
     # -- inside other units of work (organisation creation uses this too) -----------------------
 
     async def insert_in(
-        self, conn: Any, *, org_id: str, phone: str, role: str, actor: str, now: float
+        self, conn: Any, *, org_id: str, phone: str, role: str, actor: str, now: float,
+        display_name: str | None = None,
     ) -> str:
         """Add one member inside the caller's unit of work; checks uniqueness and the limit."""
         org = await org_store.get_org(conn, org_id)
@@ -109,6 +114,7 @@ class MemberService:
         await store.insert_member(
             conn, user_id=user_id, org_id=org_id, phone_hmac=phone_hmac,
             phone_sealed=self._vault.seal(phone), role=role, now=int(now),
+            display_name=display_name,
         )
         await events.record(
             conn, at=now, org_id=org_id, actor=actor, event="member.added",
@@ -119,15 +125,18 @@ class MemberService:
     # -- use cases ------------------------------------------------------------------------------
 
     async def add_member(
-        self, org_id: str, phone: object, *, role: object = "member", actor: str
+        self, org_id: str, phone: object, *, role: object = "member",
+        display_name: object = None, actor: str,
     ) -> Member:
         number = parse_phone(phone)
         checked_role = parse_role(role)
+        name = parse_display_name(display_name)
         now = self._clock.now()
 
         async def unit(conn: Any) -> str:
             return await self.insert_in(
-                conn, org_id=org_id, phone=number, role=checked_role, actor=actor, now=now
+                conn, org_id=org_id, phone=number, role=checked_role, actor=actor, now=now,
+                display_name=name,
             )
 
         user_id = await self._db.write("members.add", unit)
@@ -136,8 +145,9 @@ class MemberService:
     async def import_csv(self, org_id: str, text: str, *, actor: str) -> ImportReport:
         """Add every number in the file, or none: the report says what each row would do.
 
-        One number per row in the first column; an optional second column is the role; a
-        header row whose first cell is ``phone`` is skipped; blank lines are ignored.
+        Columns: phone number, then optionally role and display name. A header row whose
+        first cell is ``phone`` names the columns (``phone``, ``role``, ``display_name``, in
+        any order); blank lines are ignored; an empty role means member, an empty name none.
         """
         parsed = _parse_csv(text)
         now = self._clock.now()
@@ -148,25 +158,28 @@ class MemberService:
                 raise NotFound("no such organisation", code="org_not_found")
             rows: list[ImportRow] = []
             seen: set[bytes] = set()
-            valid: list[tuple[int, str, str, bytes]] = []
-            for line, phone, role in parsed:
+            valid: list[tuple[int, str, str, bytes, str | None]] = []
+            for line, phone, role, raw_name in parsed:
+                name_code = _name_problem(raw_name)
                 if not is_phone(phone):
                     rows.append(ImportRow(line, "invalid", "phone_invalid"))
                 elif role not in ROLES:
                     rows.append(ImportRow(line, "invalid", "role_invalid"))
+                elif name_code is not None:
+                    rows.append(ImportRow(line, "invalid", name_code))
                 else:
                     lookup = self._vault.lookup_hash(phone)
                     if lookup in seen:
                         rows.append(ImportRow(line, "duplicate", "duplicate_in_file"))
                     else:
                         seen.add(lookup)
-                        valid.append((line, phone, role, lookup))
+                        valid.append((line, phone, role, lookup, parse_display_name(raw_name)))
                         rows.append(ImportRow(line, "added"))
             existing = await store.existing_phone_hmacs(conn, [v[3] for v in valid])
             room = org.member_limit - org.member_count
             by_line = {r.row: i for i, r in enumerate(rows)}
             accepted = 0
-            for line, _phone, _role, lookup in valid:
+            for line, _phone, _role, lookup, _name in valid:
                 if lookup in existing:
                     rows[by_line[line]] = ImportRow(line, "exists", "member_exists")
                 elif accepted >= room:
@@ -175,9 +188,10 @@ class MemberService:
                     accepted += 1
             if any(r.status != "added" for r in rows) or not rows:
                 return ImportReport(imported=False, added=0, rows=rows)
-            for line, phone, role, _lookup in valid:
+            for line, phone, role, _lookup, name in valid:
                 user_id = await self.insert_in(
-                    conn, org_id=org_id, phone=phone, role=role, actor=actor, now=now
+                    conn, org_id=org_id, phone=phone, role=role, actor=actor, now=now,
+                    display_name=name,
                 )
                 rows[by_line[line]] = ImportRow(line, "added", user_id=user_id)
             return ImportReport(imported=True, added=len(valid), rows=rows)
@@ -212,22 +226,47 @@ class MemberService:
         return None if row is None else self._member(row)
 
     async def set_role(self, org_id: str, user_id: str, role: object, *, actor: str) -> Member:
-        new_role = parse_role(role)
+        return await self.update(org_id, user_id, {"role": role}, actor=actor)
+
+    async def set_display_name(
+        self, org_id: str, user_id: str, display_name: object, *, actor: str
+    ) -> Member:
+        """Set the display name (None clears it)."""
+        return await self.update(org_id, user_id, {"display_name": display_name}, actor=actor)
+
+    async def update(
+        self, org_id: str, user_id: str, changes: Mapping[str, object], *, actor: str
+    ) -> Member:
+        """Change ``role`` and/or ``display_name`` (None clears the name) in one unit of work.
+
+        Audited by member id; the name itself stays out of the audit log.
+        """
+        if not isinstance(changes, Mapping) or not changes.keys() & {"role", "display_name"}:
+            raise InvalidInput("give a role or a display_name to change", code="field_missing")
+        new_role = parse_role(changes["role"]) if "role" in changes else None
+        renaming = "display_name" in changes
+        new_name = parse_display_name(changes["display_name"]) if renaming else None
         now = self._clock.now()
 
         async def unit(conn: Any) -> None:
             row = await _org_member(conn, org_id, user_id)
-            if row.role == new_role:
-                return
-            if row.role == "admin" and await store.count_admins(conn, org_id) <= 1:
-                raise _last_admin()
-            await store.set_role(conn, user_id, new_role)
-            await events.record(
-                conn, at=now, org_id=org_id, actor=actor, event="member.role_changed",
-                target=events.member_ref(user_id), data={"role": new_role},
-            )
+            if new_role is not None and row.role != new_role:
+                if row.role == "admin" and await store.count_admins(conn, org_id) <= 1:
+                    raise _last_admin()
+                await store.set_role(conn, user_id, new_role)
+                await events.record(
+                    conn, at=now, org_id=org_id, actor=actor, event="member.role_changed",
+                    target=events.member_ref(user_id), data={"role": new_role},
+                )
+            if renaming and row.display_name != new_name:
+                await store.set_display_name(conn, user_id, new_name)
+                await events.record(
+                    conn, at=now, org_id=org_id, actor=actor,
+                    event="member.display_name_changed", target=events.member_ref(user_id),
+                    data={"cleared": new_name is None},
+                )
 
-        await self._db.write("members.set_role", unit)
+        await self._db.write("members.update", unit)
         return await self.get_member(org_id, user_id)
 
     async def remove_member(self, org_id: str, user_id: str, *, actor: str) -> None:
@@ -252,29 +291,51 @@ class MemberService:
         )
 
 
-def _parse_csv(text: str) -> list[tuple[int, str, str]]:
+CSV_COLUMNS = ("phone", "role", "display_name")
+
+
+def _parse_csv(text: str) -> list[tuple[int, str, str, str | None]]:
+    """(line, phone, role, raw display name or None) per row; a bad row gets an invalid
+    phone (its report then says ``phone_invalid``)."""
     if not isinstance(text, str):
         raise InvalidInput("the CSV file must be UTF-8 text", code="csv_invalid")
     try:
         records = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     except csv.Error:
         raise InvalidInput("the file is not valid CSV", code="csv_invalid") from None
-    parsed: list[tuple[int, str, str]] = []
+    columns: tuple[str, ...] = CSV_COLUMNS
+    parsed: list[tuple[int, str, str, str | None]] = []
     for line, cells in enumerate(records, start=1):
         cells = [c.strip() for c in cells]
         if not any(cells):
             continue
         if line == 1 and cells[0].lower() == "phone":
+            columns = tuple(c.lower() for c in cells)
+            if len(set(columns)) != len(columns) or not set(columns) <= set(CSV_COLUMNS):
+                raise InvalidInput(
+                    "the header row may name only the columns phone, role and display_name",
+                    code="csv_invalid",
+                )
             continue
-        if len(cells) > 2:
-            parsed.append((line, "", "invalid"))
+        if len(cells) > len(columns):
+            parsed.append((line, "", "invalid", None))
             continue
-        parsed.append((line, cells[0], cells[1] if len(cells) > 1 and cells[1] else "member"))
+        row = dict(zip(columns, cells, strict=False))
+        parsed.append((line, row.get("phone", ""), row.get("role") or "member",
+                       row.get("display_name") or None))
     if len(parsed) > CSV_MAX_ROWS:
         raise InvalidInput(
             f"at most {CSV_MAX_ROWS} rows per file", code="csv_too_many_rows"
         )
     return parsed
+
+
+def _name_problem(raw: str | None) -> str | None:
+    try:
+        parse_display_name(raw)
+    except InvalidInput as error:
+        return error.code
+    return None
 
 
 def _row_dict(row: ImportRow) -> dict[str, object]:

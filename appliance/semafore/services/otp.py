@@ -9,6 +9,8 @@
   background, so a slow gateway does not tell anything either.
 * Verification checks and consumes the code in one unit of work, with the caller's follow-up
   (``on_success``) in the same transaction: concurrent attempts with one code succeed once.
+* An admin's test message (``send_test``) goes only to that admin's own number, carries no
+  code, has caps of its own and is audited (``otp.test_sent``) before it is handed over.
 
 Codes, numbers and client addresses are never logged.
 """
@@ -23,12 +25,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from semafore.config import OtpSettings
+from semafore.services import identity_events as events
 from semafore.services.clock import Clock
-from semafore.services.errors import RateLimited, Unauthenticated
+from semafore.services.errors import NotFound, RateLimited, Unauthenticated
 from semafore.services.keyed_hash import KeyedHash
 from semafore.services.otp_providers import OtpDeliveryError, OtpProvider, render_template
 from semafore.services.phone import PhoneVault, parse_phone
 from semafore.storage import Database
+from semafore.storage import members as member_store
 from semafore.storage import otp_store as store
 
 log = logging.getLogger("semafore.otp")
@@ -45,6 +49,14 @@ PURPOSE_ORG_SIGNUP = "org_signup"
 PURPOSES = frozenset({PURPOSE_ENROL, PURPOSE_ADMIN_SIGN_IN, PURPOSE_ORG_SIGNUP})
 
 Eligibility = Callable[[Any], Awaitable[bool]]
+Limit = tuple[str, bytes, int, int]  # kind, subject, window seconds, cap
+
+TEST_MESSAGE = (
+    "SemaFore: this is a test message from your admin portal. Your code provider works; "
+    "no action is needed."
+)
+TEST_SENDS_15MIN = 3
+TEST_SENDS_DAY = 10
 
 
 class CodeRejected(Unauthenticated):
@@ -119,15 +131,7 @@ class OtpService:
             ]
 
         async def unit(conn: Any) -> bool:
-            for kind, subject, window, cap in limits:
-                sent = await store.sends_since(conn, kind, subject, now - window + 1)
-                if len(sent) >= cap:
-                    retry_after = max(1, sent[len(sent) - cap] + window - now)
-                    raise RateLimited(
-                        "too many codes requested; try again later",
-                        retry_after=retry_after,
-                        code="otp_rate_limited",
-                    )
+            await _enforce(conn, limits, now, "too many codes requested; try again later")
             await store.record_send(conn, "number", number_subject, now)
             if client_address:
                 await store.record_send(conn, "address", address_subject, now)
@@ -159,6 +163,38 @@ class OtpService:
         except Exception:
             log.exception("OTP delivery failed: provider=%s purpose=%s",
                           self.provider.name, purpose)
+
+    async def send_test(self, *, org_id: str, member_id: str, actor: str) -> str:
+        """Send the fixed test message to the member's own number, now (so a failure shows).
+
+        Capped per number (``TEST_SENDS_15MIN``, ``TEST_SENDS_DAY``), apart from code sends so
+        that testing never locks an admin out of signing in. The audit entry names the member
+        by id: no number, no message. Returns the number, for the admin's own screen only.
+        """
+        now = int(self._clock.now())
+
+        async def unit(conn: Any) -> str:
+            row = await member_store.get_member(conn, member_id)
+            if row is None or row.org_id != org_id:
+                raise NotFound("no such member", code="member_not_found")
+            phone = self._vault.open(row.phone_sealed)
+            subject = self._subject_hash("test", phone)
+            limits: list[Limit] = [
+                ("number", subject, WINDOW_SHORT, TEST_SENDS_15MIN),
+                ("number", subject, WINDOW_DAY, TEST_SENDS_DAY),
+            ]
+            await _enforce(conn, limits, now, "too many test messages; try again later",
+                           code="test_message_rate_limited")
+            await store.record_send(conn, "number", subject, now)
+            await events.record(
+                conn, at=now, org_id=org_id, actor=actor, event="otp.test_sent",
+                target=events.member_ref(member_id), data={"provider": self.provider.name},
+            )
+            return phone
+
+        phone = await self._db.write("otp.send_test", unit)
+        await self.provider.send(phone, TEST_MESSAGE)
+        return phone
 
     async def wait_for_deliveries(self) -> None:
         """Wait until every delivery started so far has finished (tests, shutdown)."""
@@ -221,6 +257,17 @@ class OtpService:
             await store.prune_sends(conn, now - WINDOW_DAY)
 
         await self._db.write("otp.purge_expired", unit)
+
+
+async def _enforce(
+    conn: Any, limits: list[Limit], now: int, message: str, *, code: str = "otp_rate_limited"
+) -> None:
+    """RateLimited (with the seconds until a slot frees up) when any cap is reached."""
+    for kind, subject, window, cap in limits:
+        sent = await store.sends_since(conn, kind, subject, now - window + 1)
+        if len(sent) >= cap:
+            retry_after = max(1, sent[len(sent) - cap] + window - now)
+            raise RateLimited(message, retry_after=retry_after, code=code)
 
 
 def _check_purpose(purpose: str) -> None:

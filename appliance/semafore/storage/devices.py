@@ -26,12 +26,13 @@ class DeviceRow:
     registered_at: int
     approved_at: int | None
     last_active_day: int | None
+    device_name: str | None = None
 
 
 _SELECT = (
     "SELECT d.user_id, d.device_id, m.org_id, d.status, d.identity_key,"
     " d.identity_signing_key, d.identity_binding_signature, d.registered_at, d.approved_at,"
-    " d.last_active_day FROM devices d JOIN members m ON m.user_id = d.user_id"
+    " d.last_active_day, d.device_name FROM devices d JOIN members m ON m.user_id = d.user_id"
 )
 
 
@@ -42,6 +43,7 @@ def _row(row: Any) -> DeviceRow:
         identity_binding_signature=bytes(row[6]), registered_at=int(row[7]),
         approved_at=None if row[8] is None else int(row[8]),
         last_active_day=None if row[9] is None else int(row[9]),
+        device_name=None if row[10] is None else str(row[10]),
     )
 
 
@@ -54,12 +56,14 @@ async def insert_device(
     identity_signing_key: bytes,
     identity_binding_signature: bytes,
     now: int,
+    device_name: str | None = None,
 ) -> None:
     await conn.execute(
         "INSERT INTO devices (user_id, device_id, status, identity_key, identity_signing_key,"
-        " identity_binding_signature, registered_at) VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+        " identity_binding_signature, registered_at, device_name)"
+        " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
         (user_id, device_id, identity_key, identity_signing_key, identity_binding_signature,
-         now),
+         now, device_name),
     )
 
 

@@ -20,12 +20,13 @@ class MemberRow:
     joined_at: int
     last_active_day: int | None
     device_count: int = 0
+    display_name: str | None = None
 
 
 _SELECT = (
     "SELECT m.user_id, m.org_id, m.phone_hmac, m.phone_sealed, m.role, m.joined_at,"
-    " m.last_active_day, (SELECT count(*) FROM devices d WHERE d.user_id = m.user_id)"
-    " FROM members m"
+    " m.last_active_day, (SELECT count(*) FROM devices d WHERE d.user_id = m.user_id),"
+    " m.display_name FROM members m"
 )
 
 
@@ -34,6 +35,7 @@ def _row(row: Any) -> MemberRow:
         user_id=str(row[0]), org_id=str(row[1]), phone_hmac=bytes(row[2]),
         phone_sealed=bytes(row[3]), role=str(row[4]), joined_at=int(row[5]),
         last_active_day=None if row[6] is None else int(row[6]), device_count=int(row[7]),
+        display_name=None if row[8] is None else str(row[8]),
     )
 
 
@@ -46,11 +48,12 @@ async def insert_member(
     phone_sealed: bytes,
     role: str,
     now: int,
+    display_name: str | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO members (user_id, org_id, phone_hmac, phone_sealed, role, joined_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (user_id, org_id, phone_hmac, phone_sealed, role, now),
+        "INSERT INTO members (user_id, org_id, phone_hmac, phone_sealed, role, joined_at,"
+        " display_name) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (user_id, org_id, phone_hmac, phone_sealed, role, now, display_name),
     )
 
 
@@ -105,6 +108,14 @@ async def count_admins(conn: aiosqlite.Connection, org_id: str) -> int:
 
 async def set_role(conn: aiosqlite.Connection, user_id: str, role: str) -> None:
     await conn.execute("UPDATE members SET role = ? WHERE user_id = ?", (role, user_id))
+
+
+async def set_display_name(
+    conn: aiosqlite.Connection, user_id: str, display_name: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE members SET display_name = ? WHERE user_id = ?", (display_name, user_id)
+    )
 
 
 async def delete_member(
