@@ -99,7 +99,11 @@ class Server:
         return self.process.pid
 
     @classmethod
-    def start(cls, config_path: Path, ca_path: Path, timeout: float = 30) -> Server:
+    def start(
+        cls, config_path: Path, ca_path: Path, *, command: list[str] | None = None,
+        timeout: float = 30,
+    ) -> Server:
+        """``command`` replaces the installed ``semafore`` (e.g. to try a server change)."""
         port = free_port()
         data = tomllib.loads(config_path.read_text())
         data.setdefault("server", {}).update({"port": port, "host": HOST})
@@ -107,7 +111,7 @@ class Server:
         log_path = config_path.parent / "serve.log"
         log = log_path.open("wb")
         process = subprocess.Popen(
-            semafore_command("serve", "--config", str(config_path)),
+            [*(command or semafore_command()), "serve", "--config", str(config_path)],
             stdout=log, stderr=subprocess.STDOUT,
         )
         server = cls(config_path, port, process, log_path, log)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import multiprocessing
 import resource
+import shlex
 import sqlite3
 import ssl
 import subprocess
@@ -43,6 +44,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds to wait for outstanding deliveries after the load")
     p.add_argument("--profile", type=Path,
                    help="record the server with py-spy during the load (collapsed stacks)")
+    p.add_argument("--serve-command", type=shlex.split,
+                   help="run the server with this command instead of the installed semafore "
+                        "(it gets 'serve --config PATH' appended)")
     p.add_argument("--data-dir", type=Path, help="keep the appliance here (default: a temp dir)")
     args = p.parse_args(argv)
     if args.mode == "group":
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     config = init_appliance(data_dir, {})
     ca_path = data_dir / "tls" / "ca.crt"
     org_id, phones = asyncio.run(operator_members(config, args.devices))
-    server = Server.start(config, ca_path)
+    server = Server.start(config, ca_path, command=args.serve_command)
     try:
         context = ssl.create_default_context(cafile=str(ca_path))
         context.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -79,6 +83,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             server.url, context, config, phones, org_id, keep_keys=args.mode == "crypto"
         ))
         enrol_seconds = time.monotonic() - started
+        rss_enrolled = memory_kib(server.pid)["VmRSS"]
         if args.mode == "crypto":
             from bench.relay import crypto
 
@@ -91,6 +96,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         report["queue_depth_after"] = _queue_depth(config.parent / "semafore.db")
     finally:
         server.stop()
+    report["server"]["rss_enrolled_kib"] = rss_enrolled  # before any socket opened
     report["enrolment"] = {"devices": len(creds), "seconds": round(enrol_seconds, 1)}
     report["machine"] = machine()
     return report
