@@ -70,26 +70,36 @@ class SendBatcher:
             while self._pending:
                 batch = [s for s in self._pending if not s.future.done()]
                 self._pending = []
-                if len(batch) == 1:
-                    await self._one(batch[0])
-                elif batch:
-                    await self._many(batch)
+                try:
+                    if len(batch) == 1:
+                        await self._one(batch[0])
+                    elif batch:
+                        await self._many(batch)
+                except BaseException:  # cancelled at shutdown: nobody may wait forever
+                    for send in batch:
+                        _settle(send, error=StorageError(
+                            "the send was not stored", code="storage_unavailable"
+                        ))
+                    raise
         finally:
             self._task = None
 
     async def _many(self, batch: list[_Send]) -> None:
         try:
             records = await self._db.write("relay.send_batch", lambda c: _store_batch(c, batch))
-        except _GiveUp:
+        except StorageError as error:
+            if error.code == "storage_unavailable":  # disk full or failing: nothing stored
+                for send in batch:
+                    _settle(send, error=error)
+                return
+            log.warning("send batch failed (%s); storing its sends one by one", error)
             await asyncio.gather(*(self._one(send) for send in batch))
             return
-        except StorageError as error:
-            if error.code != "storage_unavailable":
-                log.warning("send batch failed (%s); storing its sends one by one", error)
-                await asyncio.gather(*(self._one(send) for send in batch))
-                return
-            for send in batch:
-                _settle(send, error=error)
+        except Exception as error:
+            if not isinstance(error, _GiveUp):
+                log.warning("send batch failed (%s); storing its sends one by one",
+                            type(error).__name__)
+            await asyncio.gather(*(self._one(send) for send in batch))
             return
         for send, record in zip(batch, records, strict=True):
             _settle(send, record=record)
