@@ -94,3 +94,9 @@ def test_invalid_auth(case: Any, fuzz_target: FuzzTarget) -> None:
     if not any(case.operation.definition.raw.get("security", [{}])):
         pytest.skip("no credentials on this route")
     run(case, fuzz_target, valid=False)
+
+
+def test_server_logged_no_errors(fuzz_target: FuzzTarget) -> None:
+    """After the fuzzing above: a bug answered with a 4xx would still leave a traceback."""
+    log = fuzz_target.served.log_text()
+    assert "Traceback" not in log and " ERROR " not in log and " CRITICAL " not in log
