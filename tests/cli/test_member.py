@@ -1,4 +1,4 @@
-"""``semafore member add|import|list|remove``."""
+"""``semafore member add|import|list|rename|remove``."""
 
 from __future__ import annotations
 
@@ -95,3 +95,23 @@ def test_unknown_org_or_member(appliance: Appliance, org_id: str,
     assert "no such organisation" in capsys.readouterr().err
     assert run(appliance, "member", "remove", org_id, "u_nope") == 1
     assert "no such member" in capsys.readouterr().err
+
+
+def test_display_names(
+    appliance: Appliance, org_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(appliance, "member", "add", org_id, "+447700900002", "--name", "Zoë Smith") == 0
+    assert run(appliance, "member", "add", org_id, "+447700900003", "--name", "x" * 65) == 1
+    assert "1 to 64 characters" in capsys.readouterr().err
+    listed = members(appliance, org_id, capsys)
+    assert [(m["phone"], m["display_name"]) for m in listed] == [
+        ("+447700900001", None), ("+447700900002", "Zoë Smith")
+    ]
+    assert run(appliance, "member", "list", org_id) == 0
+    table = capsys.readouterr().out
+    assert "NAME" in table and "Zoë Smith" in table
+    user_id = listed[1]["user_id"]
+    assert run(appliance, "member", "rename", org_id, user_id, "Zoë") == 0
+    assert members(appliance, org_id, capsys)[1]["display_name"] == "Zoë"
+    assert run(appliance, "member", "rename", org_id, user_id) == 0
+    assert members(appliance, org_id, capsys)[1]["display_name"] is None

@@ -49,7 +49,8 @@ def run_list(args: argparse.Namespace) -> int:
             )
         if args.json:
             print_json({"devices": [
-                {"user_id": d.user_id, "device_id": d.device_id, "status": d.status,
+                {"user_id": d.user_id, "device_id": d.device_id, "name": d.device_name,
+                 "status": d.status,
                  "registered": _day(d.registered_at),
                  "last_active": None if d.last_active_day is None else _day(
                      d.last_active_day * DAY),
@@ -58,9 +59,9 @@ def run_list(args: argparse.Namespace) -> int:
             ]})
         else:
             print_table(
-                [(d.user_id, d.device_id, d.status, _day(d.registered_at),
+                [(d.user_id, d.device_id, d.device_name, d.status, _day(d.registered_at),
                   b64u_encode(d.identity_key)[:16]) for d in devices],
-                ("USER", "DEVICE", "STATUS", "REGISTERED", "IDENTITY KEY"),
+                ("USER", "DEVICE", "NAME", "STATUS", "REGISTERED", "IDENTITY KEY"),
             )
         return 0
 

@@ -1,4 +1,5 @@
-"""``semafore member add|import|list|remove``: members of an organisation, by phone number."""
+"""``semafore member add|import|list|rename|remove``: members of an organisation, by phone
+number, with an optional display name."""
 
 from __future__ import annotations
 
@@ -23,13 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add.add_argument("org_id", metavar="ORG", help="organisation id (o_...)")
     add.add_argument("phone", metavar="+E164", help="phone number, e.g. +447700900123")
     add.add_argument("--admin", action="store_true", help="give the member the admin role")
+    add.add_argument("--name", metavar="NAME", help="display name (1 to 64 characters)")
     add_config_option(add)
     add.set_defaults(func=run_add)
 
     imp = commands.add_parser(
         "import", help="add every number in a CSV file, or none",
         description="One number per row (first column), optional role in the second column "
-        "(member or admin), optional header row starting with 'phone'. Nothing is added "
+        "(member or admin) and display name in the third; an optional header row starting "
+        "with 'phone' names the columns (phone, role, display_name). Nothing is added "
         "unless every row is fine; the problems are listed by row.",
     )
     imp.add_argument("org_id", metavar="ORG", help="organisation id (o_...)")
@@ -42,6 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     listing.add_argument("--json", action="store_true", help="print JSON")
     add_config_option(listing)
     listing.set_defaults(func=run_list)
+
+    rename = commands.add_parser(
+        "rename", help="set or clear a member's display name",
+    )
+    rename.add_argument("org_id", metavar="ORG", help="organisation id (o_...)")
+    rename.add_argument("user_id", metavar="USER", help="member's user id (u_...)")
+    rename.add_argument("name", metavar="NAME", nargs="?",
+                        help="the new display name; leave out to clear it")
+    add_config_option(rename)
+    rename.set_defaults(func=run_rename)
 
     remove = commands.add_parser(
         "remove", help="remove a member (the account, its devices and keys cease to exist)"
@@ -57,7 +70,7 @@ def run_add(args: argparse.Namespace) -> int:
         async with identity_services(load_settings(args)) as identity:
             member = await identity.members.add_member(
                 args.org_id, args.phone, role="admin" if args.admin else "member",
-                actor=OPERATOR,
+                display_name=args.name, actor=OPERATOR,
             )
         print(f"member {member.user_id} added ({member.role})")
         return 0
@@ -92,20 +105,33 @@ def run_list(args: argparse.Namespace) -> int:
             members = await identity.members.list_members(args.org_id)
         if args.json:
             print_json({"members": [
-                {"user_id": m.user_id, "phone": m.phone, "role": m.role,
+                {"user_id": m.user_id, "phone": m.phone, "display_name": m.display_name,
+                 "role": m.role,
                  "joined": _day(m.joined_at), "last_active": m.last_active,
                  "devices": m.device_count}
                 for m in members
             ]})
         else:
             print_table(
-                [(m.user_id, m.phone, m.role, _day(m.joined_at), m.last_active, m.device_count)
-                 for m in members],
-                ("USER", "PHONE", "ROLE", "JOINED", "LAST ACTIVE", "DEVICES"),
+                [(m.user_id, m.phone, m.display_name, m.role, _day(m.joined_at), m.last_active,
+                  m.device_count) for m in members],
+                ("USER", "PHONE", "NAME", "ROLE", "JOINED", "LAST ACTIVE", "DEVICES"),
             )
         return 0
 
     return asyncio.run(listing())
+
+
+def run_rename(args: argparse.Namespace) -> int:
+    async def rename() -> int:
+        async with identity_services(load_settings(args)) as identity:
+            member = await identity.members.set_display_name(
+                args.org_id, args.user_id, args.name, actor=OPERATOR
+            )
+        print(f"member {member.user_id} " + ("renamed" if member.display_name else "unnamed"))
+        return 0
+
+    return asyncio.run(rename())
 
 
 def run_remove(args: argparse.Namespace) -> int:

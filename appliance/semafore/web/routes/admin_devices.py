@@ -26,6 +26,7 @@ def device_json(device: Device) -> dict[str, Any]:
     return {
         "user_id": device.user_id,
         "device_id": device.device_id,
+        "device_name": device.device_name,
         "status": device.status,
         "registered_at": _iso(device.registered_at),
         "approved_at": _iso(device.approved_at),

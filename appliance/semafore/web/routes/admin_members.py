@@ -20,6 +20,7 @@ def member_json(member: Member) -> dict[str, Any]:
     return {
         "user_id": member.user_id,
         "phone": member.phone,
+        "display_name": member.display_name,
         "role": member.role,
         "joined_at": datetime.fromtimestamp(member.joined_at, UTC).isoformat(),
         "last_active": member.last_active,
@@ -38,7 +39,7 @@ async def add_member(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     member = await request.app[SERVICES].members.add_member(
         principal.org_id, body.get("phone"), role=body.get("role", "member"),
-        actor=principal.actor,
+        display_name=body.get("display_name"), actor=principal.actor,
     )
     return json_response(member_json(member), status=201)
 
@@ -73,8 +74,8 @@ async def get_member(request: web.Request) -> web.Response:
 async def update_member(request: web.Request) -> web.Response:
     principal = await admin_principal(request, "members:write")
     body = await read_json_object(request)
-    member = await request.app[SERVICES].members.set_role(
-        principal.org_id, request.match_info["user_id"], body.get("role"), actor=principal.actor
+    member = await request.app[SERVICES].members.update(
+        principal.org_id, request.match_info["user_id"], body, actor=principal.actor
     )
     return json_response(member_json(member))
 

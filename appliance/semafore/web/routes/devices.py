@@ -22,11 +22,15 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def directory(request: web.Request) -> web.Response:
-    """The organisation's members, so colleagues can find each other by number."""
+    """The organisation's members, so colleagues can find each other by name or number."""
     principal = await device_principal(request)
     members = await request.app[SERVICES].members.list_members(principal.org_id)
     return json_response({
-        "members": [{"user_id": m.user_id, "phone": m.phone, "role": m.role} for m in members]
+        "members": [
+            {"user_id": m.user_id, "phone": m.phone, "display_name": m.display_name,
+             "role": m.role}
+            for m in members
+        ]
     })
 
 
