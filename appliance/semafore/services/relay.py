@@ -103,7 +103,9 @@ class RelayService:
         self._caps = QueueCaps(settings.queue_max_messages, settings.queue_max_bytes)
         self._devices: dict[str, _Devices] = {}
         self._generation: dict[str, int] = {}
-        self._loading: dict[str, asyncio.Future[_Devices]] = {}
+        self._loading: dict[str, asyncio.Future[dict[str, _Devices]]] = {}
+        self._wanted: set[str] = set()
+        self._read: asyncio.Future[dict[str, _Devices]] | None = None
         self._addresses: dict[Address, None] = {}  # envelope addresses already checked
         self._acks = _AckBatcher(queue, self.stats)
 
@@ -205,34 +207,44 @@ class RelayService:
         return sorted(expected - targets), sorted(targets - expected)
 
     async def approved_device_ids(self, user_id: str, *, fresh: bool = False) -> _Devices:
-        if fresh:
-            return await self._load_devices(user_id)
-        cached = self._devices.get(user_id)
-        if cached is not None and time.monotonic() - cached.loaded_at < DEVICE_CACHE_SECONDS:
-            return cached
-        # One read per member however many sends miss the cache at once.
-        loading = self._loading.get(user_id)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load_devices(user_id))
-            self._loading[user_id] = loading
-            loading.add_done_callback(lambda done: self._forget_load(user_id, done))
-        return await asyncio.shield(loading)
+        if not fresh:
+            cached = self._devices.get(user_id)
+            if cached is not None and time.monotonic() - cached.loaded_at < DEVICE_CACHE_SECONDS:
+                return cached
+            loading = self._loading.get(user_id)  # a read under way will do
+            if loading is not None:
+                return (await asyncio.shield(loading))[user_id]
+        return (await asyncio.shield(self._next_read(user_id)))[user_id]
 
-    def _forget_load(self, user_id: str, done: asyncio.Future[_Devices]) -> None:
-        if self._loading.get(user_id) is done:
-            del self._loading[user_id]
-        if not done.cancelled():
-            done.exception()  # retrieved: the waiters got it
+    def _next_read(self, user_id: str) -> asyncio.Future[dict[str, _Devices]]:
+        """Join the device-list read that starts on the next loop turn: members missed by
+        the same burst of sends are read together, in one statement."""
+        self._wanted.add(user_id)
+        if self._read is None:
+            self._read = asyncio.ensure_future(self._read_wanted())
+            self._read.add_done_callback(_retrieved)
+        self._loading[user_id] = self._read
+        return self._read
 
-    async def _load_devices(self, user_id: str) -> _Devices:
+    async def _read_wanted(self) -> dict[str, _Devices]:
+        await asyncio.sleep(0)
+        users, self._wanted, self._read = self._wanted, set(), None
+        generations = {u: self._generation.get(u, 0) for u in users}
+        try:
+            lists = await self._queue.device_lists(sorted(users))
+        finally:
+            for user_id in users:
+                if self._loading.get(user_id) is asyncio.current_task():
+                    del self._loading[user_id]
         now = time.monotonic()
-        generation = self._generation.get(user_id, 0)
-        org_id, devices = await self._keydir.approved_devices(user_id)
-        entry = _Devices(org_id, frozenset(d.device_id for d in devices), now)
-        # A revocation that committed while we read must not be undone by this entry.
-        if self._generation.get(user_id, 0) == generation:
-            self._devices[user_id] = entry
-        return entry
+        entries: dict[str, _Devices] = {}
+        for user_id in users:
+            org_id, ids = lists.get(user_id, (None, frozenset()))
+            entries[user_id] = entry = _Devices(org_id, ids, now)
+            # A revocation that committed while we read must not be undone by this entry.
+            if self._generation.get(user_id, 0) == generations[user_id]:
+                self._devices[user_id] = entry
+        return entries
 
     def invalidate(self, user_id: str) -> None:
         """Forget the cached device list of a member (after an approval or revocation)."""
@@ -356,6 +368,11 @@ def _address(value: object, known: dict[Address, None]) -> Address | None:
             known.clear()
         known[checked] = None
     return checked
+
+
+def _retrieved(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled():
+        done.exception()  # the waiters got it; not "never retrieved"
 
 
 def _addr(address: Address) -> dict[str, Any]:

@@ -217,6 +217,27 @@ class RelayQueue:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def device_lists(
+        self, user_ids: Sequence[str]
+    ) -> dict[str, tuple[str, frozenset[int]]]:
+        """Routing view of many members at once: org_id and approved device ids per member
+        (members that do not exist are left out). One read, one statement per 500 members."""
+        found: dict[str, tuple[str, set[int]]] = {}
+        async with self._db.read() as conn:
+            for chunk in _chunks(list(user_ids), 500):
+                values = ",".join("(?)" for _ in chunk)
+                rows = await conn.execute_fetchall(
+                    "SELECT m.user_id, m.org_id, d.device_id FROM "  # noqa: S608
+                    f"(VALUES {values}) AS v JOIN members AS m ON m.user_id = v.column1 "
+                    "LEFT JOIN devices AS d ON d.user_id = m.user_id AND d.status = 'approved'",
+                    chunk,
+                )
+                for user_id, org_id, device_id in rows:
+                    entry = found.setdefault(user_id, (org_id, set()))
+                    if device_id is not None:
+                        entry[1].add(device_id)
+        return {u: (org, frozenset(ids)) for u, (org, ids) in found.items()}
+
     async def find_send(self, sender: Address, msg_id: str) -> SendRecord | None:
         async with self._db.read() as conn:
             return await _find_send(conn, sender, msg_id)
