@@ -1,13 +1,14 @@
 """Child process for test_crash: many concurrent writers, each id printed once write() returns.
 
-Usage: python crash_writer.py DB_PATH WRITERS ROUNDS. Each of WRITERS coroutines writes ROUNDS
-rows one after another; every id is written to stdout (and flushed) the moment its write() has
-returned, i.e. the moment the caller was told the write is done. Prints "done" at the end.
+Usage: python crash_writer.py DB_PATH WRITERS. Each of WRITERS coroutines writes rows one after
+another until the process is killed (or stdout is closed); every id is written to stdout (and
+flushed) the moment its write() has returned, i.e. the moment the caller was told it is done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 from pathlib import Path
 
@@ -22,13 +23,13 @@ async def create_table(conn: aiosqlite.Connection) -> None:
     )
 
 
-async def main(path: Path, writers: int, rounds: int) -> None:
+async def main(path: Path, writers: int) -> None:
     db = Database(path)
     await db.open()
     await db.write("create", create_table)
 
     async def writer(number: int) -> None:
-        for round_ in range(rounds):
+        for round_ in itertools.count():
             ident = round_ * writers + number
 
             async def insert(conn: aiosqlite.Connection, ident: int = ident) -> None:
@@ -39,9 +40,7 @@ async def main(path: Path, writers: int, rounds: int) -> None:
             sys.stdout.flush()
 
     await asyncio.gather(*(writer(n) for n in range(writers)))
-    await db.close()
-    print("done", flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])))
+    asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))
