@@ -228,6 +228,7 @@ def _summary(args: argparse.Namespace, results: list[Any], server: dict[str, Any
         "mode": args.mode,
         "devices": args.devices,
         "connected": connected,
+        "open_at_end": total("open_at_end"),
         "tls": next((r.tls_version for r in results if r.tls_version), ""),
         "duration_s": args.duration,
         "offered_per_s": args.rate or "flat out",

@@ -66,6 +66,7 @@ class Result:
     behind: int = 0  # sends that were due but every window was full
     cpu_seconds: float = 0.0
     frames_in: int = 0
+    open_at_end: int = 0  # sockets still open when the load ended
     encrypt_us: int = 0  # crypto mode: client-side protocol work
     decrypt_us: int = 0
 
@@ -103,7 +104,7 @@ class Worker:
         self.end_ns = 0
         self.seen: list[set[int]] = [set() for _ in plan.devices]
         self.ready = 0
-        self.all_ready = asyncio.Event()
+        self.readers: list[asyncio.Task[None]] = []
 
     async def prepare(self, session: aiohttp.ClientSession) -> None:
         """Anything before the sockets open (the crypto mode starts its sessions here)."""
@@ -123,6 +124,8 @@ class Worker:
                     self.result.errors[f"connect:{type(error).__name__}"] += 1
                     return
             self.sockets[i] = ws
+            # Read at once: an unread socket does not answer the server's heartbeat pings.
+            self.readers.append(asyncio.create_task(self.read(i)))
             if not self.result.tls_version:
                 transport = ws._response.connection.transport  # type: ignore[union-attr]
                 ssl_object = transport.get_extra_info("ssl_object") if transport else None
@@ -158,8 +161,6 @@ class Worker:
                 self._answered(i, now, frame["stored"])
             elif kind == "ready":
                 self.ready += 1
-                if self.ready == self.result.connected:
-                    self.all_ready.set()
             elif kind == "error":
                 result.errors[frame.get("code", "?")] += 1
                 if "msg_id" in frame:
@@ -259,13 +260,12 @@ async def run(plan: Plan, inbox: Any, outbox: Any, worker: Worker | None = None)
     async with aiohttp.ClientSession(connector=connector) as session:
         await worker.prepare(session)
         await worker.connect(session)
-        readers = [
-            asyncio.create_task(worker.read(i)) for i, ws in enumerate(worker.sockets) if ws
-        ]
-        try:
-            await asyncio.wait_for(worker.all_ready.wait(), 120)
-        except TimeoutError:
-            worker.result.errors["ready_timeout"] += 1
+        deadline = time.monotonic() + 120
+        while worker.ready < worker.result.connected:
+            if time.monotonic() > deadline:
+                worker.result.errors["ready_timeout"] += 1
+                break
+            await asyncio.sleep(0.05)
         outbox.send(("ready", worker.result.connected))
         start_wall = await loop.run_in_executor(None, inbox.recv)
         await asyncio.sleep(max(0.0, start_wall - time.time()))
@@ -290,10 +290,11 @@ async def run(plan: Plan, inbox: Any, outbox: Any, worker: Worker | None = None)
         while not stop.done():  # the parent decides when every worker's deliveries are in
             outbox.send(("progress", worker.result.delivered))
             await asyncio.wait([stop], timeout=0.1)
+        worker.result.open_at_end = sum(1 for ws in worker.sockets if ws and not ws.closed)
         for ws in worker.sockets:
             if ws is not None:
                 await ws.close()
-        await asyncio.gather(*readers, return_exceptions=True)
+        await asyncio.gather(*worker.readers, return_exceptions=True)
     return worker.result
 
 

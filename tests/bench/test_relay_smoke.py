@@ -34,7 +34,7 @@ def test_each_mode_reports_and_delivers_everything(mode: str, tmp_path: Path) ->
     report = _bench(mode, tmp_path)
     assert report["mode"] == mode
     assert report["tls"] == "TLSv1.3"
-    assert report["connected"] == report["devices"]
+    assert report["connected"] == report["open_at_end"] == report["devices"]
     assert report["errors"] == {}
     for key in ("cpu_model", "cores", "memory_gib", "python", "sqlite", "openssl"):
         assert report["machine"][key]
