@@ -40,7 +40,8 @@ def small_disk_appliance(appliance_template: Appliance, tmp_path: Path) -> Itera
                         dirs_exist_ok=True)
         yield Appliance(data_dir)
     finally:
-        subprocess.run(["umount", str(data_dir)], check=True)
+        if subprocess.run(["umount", str(data_dir)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(data_dir)], check=True)  # detach when busy
 
 
 def fill(directory: Path) -> Path:
