@@ -80,7 +80,10 @@ def story(image, bundle, deploy_dir):
         )
         yield Story(container, inventory, bundle)
     finally:
-        container.destroy()
+        if os.environ.get("SEMAFORE_DEPLOY_KEEP") == "1":  # debugging: leave it running
+            hosts.log(f"kept: {container.ssh_argv()} (pid {container.proc.pid})")
+        else:
+            container.destroy()
         TIMINGS["container tier total"] = time.monotonic() - start
         hosts.log(
             "container tier timings: " + json.dumps({k: round(v) for k, v in TIMINGS.items()})
