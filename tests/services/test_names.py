@@ -127,6 +127,11 @@ async def test_csv_import_with_display_names(env: IdentityEnv) -> None:
     assert names["+447700900002"] == ("Alice Smith", "member")
     assert names["+447700900003"] == (None, "admin")
     assert names["+447700900004"] == ("Smith, Bob", "member")
+    # A header in the usual order names only some columns; the rest stay positional.
+    await s.members.import_csv(org.org_id, "phone\n+447700900008,admin,Dave\n",
+                               actor="operator")
+    names = {m.phone: (m.display_name, m.role) for m in await s.members.list_members(org.org_id)}
+    assert names["+447700900008"] == ("Dave", "admin")
 
     # Positional third column, and a bad name rejects the whole file with a row report.
     with pytest.raises(InvalidInput) as caught:
@@ -137,7 +142,7 @@ async def test_csv_import_with_display_names(env: IdentityEnv) -> None:
     assert caught.value.details["rows"] == [
         {"row": 2, "status": "invalid", "code": "display_name_invalid"}
     ]
-    assert len(await s.members.list_members(org.org_id)) == 4
+    assert len(await s.members.list_members(org.org_id)) == 5
 
     with pytest.raises(InvalidInput) as caught:
         await s.members.import_csv(org.org_id, "phone,nickname\n+447700900007,x\n",

@@ -310,12 +310,14 @@ def _parse_csv(text: str) -> list[tuple[int, str, str, str | None]]:
         if not any(cells):
             continue
         if line == 1 and cells[0].lower() == "phone":
-            columns = tuple(c.lower() for c in cells)
-            if len(set(columns)) != len(columns) or not set(columns) <= set(CSV_COLUMNS):
+            named = tuple(c.lower() for c in cells)
+            if len(set(named)) != len(named) or not set(named) <= set(CSV_COLUMNS):
                 raise InvalidInput(
                     "the header row may name only the columns phone, role and display_name",
                     code="csv_invalid",
                 )
+            # A header in the usual order (e.g. just "phone") leaves later columns positional.
+            columns = CSV_COLUMNS if CSV_COLUMNS[:len(named)] == named else named
             continue
         if len(cells) > len(columns):
             parsed.append((line, "", "invalid", None))
