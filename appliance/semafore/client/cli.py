@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-wait", action="store_true", help="do not wait for approval")
     e.add_argument("--wait-timeout", type=float, default=None, help="give up waiting after S s")
     e.add_argument("--keyring", action="store_true", help="keep the key in the OS keyring")
+    e.add_argument("--device-name", metavar="NAME",
+                   help='a name your admins see for this device, e.g. "Alice\'s laptop"')
     e.set_defaults(func=commands.enrol)
 
     sub.add_parser(

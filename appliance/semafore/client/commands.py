@@ -9,6 +9,7 @@ import contextlib
 import json
 import sys
 import time
+import unicodedata
 from typing import Any
 
 from semafore.client import errors, transfer
@@ -45,6 +46,7 @@ async def enrol(args: argparse.Namespace) -> int:
         Keystore.remove(home)
     if args.ca is None:
         raise errors.ClientError("pass --ca FILE: the appliance CA certificate to pin")
+    device_name = _device_name(getattr(args, "device_name", None))
     server = server_url(args, None)
     api = ApiClient.connect(server, args.ca)
     try:
@@ -58,11 +60,22 @@ async def enrol(args: argparse.Namespace) -> int:
             code = args.code
         ticket = await api.verify_code(args.phone, code.strip())
         key_source = _key_source(args.keyring)
-        ks = await register_device(api, home, key_source, server, ticket)
+        ks = await register_device(api, home, key_source, server, ticket,
+                                   device_name=device_name)
         pin_ca(home, args.ca)
     finally:
         await api.close()
     return await _wait(args, ks)
+
+
+def _device_name(value: str | None) -> str | None:
+    """Catch a name the server would refuse before a code is spent (it checks again)."""
+    if value is None:
+        return None
+    name = value.strip()
+    if not 1 <= len(name) <= 64 or any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise errors.ClientError("--device-name takes 1 to 64 characters, no control characters")
+    return name
 
 
 def _key_source(want_keyring: bool) -> UseKeyring | Passphrase:

@@ -36,9 +36,9 @@ class EnrolmentState:
     device_id: int
 
 
-def registration_body(keys: DeviceKeys) -> dict[str, Any]:
+def registration_body(keys: DeviceKeys, device_name: str | None = None) -> dict[str, Any]:
     spk = keys.current_signed_pre_key
-    return {
+    body: dict[str, Any] = {
         "identity_key": b64u_encode(keys.identity.ik.data),
         "identity_signing_key": b64u_encode(keys.identity.isk.data),
         "identity_binding_signature": b64u_encode(keys.binding_signature),
@@ -50,6 +50,9 @@ def registration_body(keys: DeviceKeys) -> dict[str, Any]:
             for k in keys.one_time_pre_keys
         ],
     }
+    if device_name is not None:
+        body["device_name"] = device_name  # shown to the organisation's admins
+    return body
 
 
 async def register_device(
@@ -58,6 +61,8 @@ async def register_device(
     key_source: KeySource | UseKeyring,
     server_url: str,
     ticket: dict[str, Any],
+    *,
+    device_name: str | None = None,
     **keystore_args: Any,
 ) -> Keystore:
     """Create the keystore with fresh keys for the ticket's address and register them."""
@@ -72,7 +77,7 @@ async def register_device(
         keys, _ = keys.with_new_one_time_pre_keys(OPK_BATCH)
         with ks.transaction():
             ks.put_device_keys(keys)
-        answer = await api.register(ticket_value, registration_body(keys))
+        answer = await api.register(ticket_value, registration_body(keys, device_name))
         secret = answer.get("enrolment_secret") if isinstance(answer, dict) else None
         if not isinstance(secret, str):
             raise errors.ServerError("server sent no enrolment secret", code="bad_response")
