@@ -206,6 +206,15 @@ class Inventory:
         password.chmod(0o600)
         return cls(path=inv, host=host, vault_password_file=password)
 
+    def env(self, bundle: Bundle, *, mitogen: bool) -> dict[str, str]:
+        env = ansible_env(bundle.root / "ansible.cfg", mitogen=mitogen)
+        # SSH multiplexing sockets of this test run only: another run on the same machine
+        # (same host alias, port and user) must never share a connection with this one.
+        control = self.path.parent / "cp"
+        control.mkdir(mode=0o700, exist_ok=True)
+        env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control)
+        return env
+
     def playbook(
         self, bundle: Bundle, name: str, *extra: str, mitogen: bool = False, timeout: float = 1800
     ) -> PlaybookRun:
@@ -232,7 +241,7 @@ class Inventory:
                 timeout=timeout,
                 check=False,
                 cwd=bundle.root,
-                env=ansible_env(bundle.root / "ansible.cfg", mitogen=mitogen),
+                env=self.env(bundle, mitogen=mitogen),
             ).returncode
             out.seek(0)
             output = out.read()
@@ -303,7 +312,9 @@ class Host:
 
         config = workdir / "ssh_config"
         config.write_text(self.ssh_config())
-        return testinfra.get_host(f"ssh://ansible@{self.name}", ssh_config=str(config), sudo=True)
+        return testinfra.get_host(
+            f"ssh://ansible@{self.name}", ssh_config=str(config), sudo=True, controlpersist=0
+        )
 
     def ssh_config(self) -> str:
         raise NotImplementedError
