@@ -169,8 +169,9 @@ class Portal:
         await page.get_by_role("button", name="Sign in").click()
         return []
 
-    async def enrol_device(self, phone: str) -> dict[str, Any]:
-        """A member's device enrols through the real API over HTTPS: code, proof, keys."""
+    async def enrol_device(self, phone: str, device_name: str | None = None) -> dict[str, Any]:
+        """A member's device enrols through the real API over HTTPS: code, proof, keys (and
+        the name it gives itself, if any)."""
         async with self.http.post("/v1/enrolment/code", json={"phone": phone}) as response:
             assert response.status == 202
         code = await self.last_code(phone)
@@ -180,6 +181,8 @@ class Portal:
             ticket = await response.json()
         keys = EnrollingDevice()
         body = keys.registration(ticket["user_id"], ticket["device_id"])
+        if device_name is not None:
+            body["device_name"] = device_name
         async with self.http.post("/v1/enrolment/register", json=body,
                                   headers={"Authorization": f"Bearer {ticket['ticket']}"}) as r:
             assert r.status == 201

@@ -1,9 +1,8 @@
 """Text that people or devices control is shown as text: markup in an organisation name, an
-API token's name (it appears in the audit log), a search and an audit filter never runs.
-Chromium has JavaScript on, so a payload that ran would open a dialog or log a CSP violation.
-
-(Members are phone numbers and devices are numbered; neither has a free-text name. The
-organisation name and the API token name are the free text the portal shows.)"""
+API token's name (it appears in the audit log), a member's display name (typed by an admin),
+a device's name (given by the device when it enrols over the real API), a search and an audit
+filter never runs. Chromium has JavaScript on, so a payload that ran would open a dialog or
+log a CSP violation; a template expression would show 49."""
 
 from __future__ import annotations
 
@@ -49,6 +48,58 @@ async def test_markup_in_names_and_queries_is_shown_as_text(portal: Portal) -> N
     for path in ["/portal/members", "/portal/approvals", "/portal/settings"]:
         await portal.goto(path)
         assert await page.locator(".org-name").inner_text() == ORG_NAME
+
+    assert portal.dialogs == []
+    assert [m for m in portal.console_errors if "Content Security Policy" in m] == []
+
+
+PAYLOADS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "{{7*7}}"]
+NAMED = ["+447700900011", "+447700900012", "+447700900013"]
+
+
+async def test_markup_in_display_names_and_device_names_is_shown_as_text(
+    portal: Portal,
+) -> None:
+    page = portal.page
+    org, _ = await portal.services.orgs.create_org("Acme", ADMIN)
+    await portal.sign_in(ADMIN)
+    for phone, payload in zip(NAMED, PAYLOADS, strict=True):
+        await portal.goto("/portal/members")
+        await page.get_by_label("Phone number").fill(phone)
+        await page.get_by_label("Display name").fill(payload)
+        await page.get_by_role("button", name="Add member").click()
+        assert await portal.heading() == payload
+        await portal.enrol_device(phone, device_name=payload)
+    members = {m.phone: m for m in await portal.services.members.list_members(org.org_id)}
+    assert [members[p].display_name for p in NAMED] == PAYLOADS
+    pending = await portal.services.devices.list_devices(org.org_id, status="pending")
+    assert sorted(d.device_name or "" for d in pending) == sorted(PAYLOADS)
+
+    pages = {"/portal/members": PAYLOADS, "/portal/approvals": PAYLOADS,
+             "/portal/overview": PAYLOADS}
+    for phone, payload in zip(NAMED, PAYLOADS, strict=True):
+        pages[f"/portal/members/{members[phone].user_id}"] = [payload]
+    device = pending[0]
+    owner = next(m for m in members.values() if m.user_id == device.user_id)
+    pages[f"/portal/devices/{device.user_id}/{device.device_id}/reject"] = [
+        owner.display_name or "", device.device_name or ""
+    ]
+    for path, shown in pages.items():
+        await portal.goto(path)
+        text = await page.locator("main").inner_text()
+        html = await page.content()
+        for payload in shown:
+            assert payload in text, (path, payload)
+        assert '"><img src=x' not in html and "<script>alert(1)" not in html, path
+        assert await page.locator("main script, main img").count() == 0, path
+        names = await page.locator("main .person-name, main .device-name").all_inner_texts()
+        assert "49" not in names, path
+        if path.startswith("/portal/approvals"):
+            assert sorted(await page.locator("main .device-name").all_inner_texts()) \
+                == sorted(PAYLOADS)
+            await portal.shot("25-xss-device-names")
+        if path == "/portal/members":
+            await portal.shot("26-xss-display-names")
 
     assert portal.dialogs == []
     assert [m for m in portal.console_errors if "Content Security Policy" in m] == []

@@ -74,7 +74,7 @@ async def world(running: RunningServer) -> dict[str, Any]:
     for org in orgs:
         members = await services.members.list_members(org.org_id)
         devices = await services.devices.list_devices(org.org_id)
-        state[org.org_id] = (sorted((m.user_id, m.role) for m in members),
+        state[org.org_id] = (sorted((m.user_id, m.role, m.display_name) for m in members),
                              sorted((d.user_id, d.device_id, d.status) for d in devices))
     entries = await services.audit.list_entries(parse_filter(None, all_orgs=True), limit=500)
     state["audit"] = [(e.seq, e.event) for e in entries.entries]
@@ -142,6 +142,7 @@ def state_changes(admin: Admin, member_id: str, device: dict[str, Any]) -> list[
     dev = f"/portal/devices/{device['user_id']}/{device['device_id']}"
     return [
         ("/portal/members", {"phone": NEW_MEMBER, "role": "admin"}),
+        (f"/portal/members/{member_id}/name", {"display_name": "Forged"}),
         (f"/portal/members/{member_id}/remove", {}),
         (f"{dev}/approve", {"back": "/portal/approvals"}),
         (f"{dev}/reject", {}),

@@ -50,9 +50,9 @@ def _address(request: web.Request) -> tuple[str, int]:
 async def approvals(request: web.Request, admin: Admin) -> web.Response:
     services = request.app[SERVICES]
     pending = await services.devices.list_devices(admin.org_id, status="pending")
-    phones = {m.user_id: m.phone for m in await services.members.list_members(admin.org_id)}
+    people = {m.user_id: m for m in await services.members.list_members(admin.org_id)}
     return render("approvals.html", admin=admin, active="approvals", notice=notice(request),
-                  pending=[device_view(d) for d in pending], phones=phones)
+                  pending=[device_view(d) for d in pending], people=people)
 
 
 @admin_page
@@ -72,10 +72,12 @@ async def _confirm(request: web.Request, admin: Admin, kind: str) -> web.Respons
     device = await services.devices.get_org_device(admin.org_id, user_id, device_id)
     member = await services.members.get_member(admin.org_id, user_id)
     view = device_view(device)
+    what = f"device {device_id}" + (f" ({device.device_name})" if device.device_name else "")
+    whose = f"{member.display_name} ({member.phone})" if member.display_name else member.phone
     if kind == "revoke" and not admin.recent:
         return reauth_required(admin, f"{view.path}/revoke", "Revoking a device")
     if kind == "revoke":
-        title, button = f"Revoke device {device_id} of {member.phone}?", "Revoke device"
+        title, button = f"Revoke {what} of {whose}?", "Revoke device"
         consequences = [
             "The device is signed out at once: its next request is refused and its live "
             "connection is closed.",
@@ -85,7 +87,7 @@ async def _confirm(request: web.Request, admin: Admin, kind: str) -> web.Respons
             "enrol again and be approved.",
         ]
     else:
-        title, button = f"Reject device {device_id} of {member.phone}?", "Reject device"
+        title, button = f"Reject {what} of {whose}?", "Reject device"
         consequences = [
             "The device never gets access; it is told it was rejected.",
             "If this was a genuine device, the member can enrol it again and you can approve "

@@ -1,11 +1,12 @@
 """Members: list and search, add one, import a CSV file (with a report per row), a member's
-page with their devices, and removal (confirmed, and only after a recent sign-in)."""
+page with their devices and display name, and removal (confirmed, and only after a recent
+sign-in)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from semafore.services import InvalidInput, ServiceError
+from semafore.services import InvalidInput, Member, ServiceError
 from semafore.web.appkeys import SERVICES
 from semafore.web.portal.devices import device_view
 from semafore.web.portal.guard import Admin, admin_page, form, notice, text
@@ -15,19 +16,22 @@ from semafore.web.portal.sign_in import reauth_required
 CSV_MAX_BYTES = 1024 * 1024
 
 
-def _matches(query: str, phone: str, user_id: str) -> bool:
+def _matches(query: str, member: Member) -> bool:
     digits = "".join(ch for ch in query if ch.isdigit())
-    return (bool(digits) and digits in phone) or query.lower() in user_id.lower()
+    folded = query.casefold()
+    return (bool(digits) and digits in member.phone) or folded in member.user_id.casefold() \
+        or (member.display_name is not None and folded in member.display_name.casefold())
 
 
 async def _members_page(request: web.Request, admin: Admin, *, status: int = 200,
-                        error: str | None = None, phone: str = "") -> web.Response:
+                        error: str | None = None, phone: str = "",
+                        display_name: str = "") -> web.Response:
     members = await request.app[SERVICES].members.list_members(admin.org_id)
     query = request.query.get("q", "").strip()[:100]
-    shown = [m for m in members if _matches(query, m.phone, m.user_id)] if query else members
+    shown = [m for m in members if _matches(query, m)] if query else members
     return render("members.html", status=status, admin=admin, active="members",
                   notice=notice(request), members=shown, total=len(members), query=query,
-                  error=error, phone=phone)
+                  error=error, phone=phone, display_name=display_name)
 
 
 @admin_page
@@ -40,13 +44,16 @@ async def add_member(request: web.Request, admin: Admin) -> web.Response:
     fields = await form(request)
     phone = text(fields, "phone").replace(" ", "")
     role = "admin" if text(fields, "role") == "admin" else "member"
+    name = text(fields, "display_name")
     try:
         member = await request.app[SERVICES].members.add_member(
-            admin.org_id, phone, role=role, actor=admin.actor
+            admin.org_id, phone, role=role, display_name=name.strip() or None,
+            actor=admin.actor,
         )
     except ServiceError as error:
         return await _members_page(request, admin, status=error_status(error),
-                                   error=error_message(error), phone=phone)
+                                   error=error_message(error), phone=phone,
+                                   display_name=name)
     return see_other(f"/portal/members/{member.user_id}", notice="member_added")
 
 
@@ -80,13 +87,35 @@ async def import_members(request: web.Request, admin: Admin) -> web.Response:
                   rows=rows, message=f"{report.added} members were added.")
 
 
-@admin_page
-async def member_page(request: web.Request, admin: Admin) -> web.Response:
+async def _member_page(request: web.Request, admin: Admin, *, status: int = 200,
+                       error: str | None = None, name: str | None = None) -> web.Response:
     services = request.app[SERVICES]
     member = await services.members.get_member(admin.org_id, request.match_info["user_id"])
     devices = await services.devices.list_devices(admin.org_id, user_id=member.user_id)
-    return render("member.html", admin=admin, active="members", notice=notice(request),
-                  member=member, devices=[device_view(d) for d in devices])
+    return render("member.html", status=status, admin=admin, active="members",
+                  notice=notice(request), member=member,
+                  devices=[device_view(d) for d in devices], error=error,
+                  name=(member.display_name or "") if name is None else name)
+
+
+@admin_page
+async def member_page(request: web.Request, admin: Admin) -> web.Response:
+    return await _member_page(request, admin)
+
+
+@admin_page
+async def rename(request: web.Request, admin: Admin) -> web.Response:
+    """Set or clear (an empty field) the member's display name."""
+    user_id = request.match_info["user_id"]
+    name = text(await form(request), "display_name")
+    try:
+        await request.app[SERVICES].members.set_display_name(
+            admin.org_id, user_id, name.strip() or None, actor=admin.actor
+        )
+    except InvalidInput as error:
+        return await _member_page(request, admin, status=error_status(error),
+                                  error=error_message(error), name=name)
+    return see_other(f"/portal/members/{user_id}", notice="member_renamed")
 
 
 @admin_page
@@ -99,7 +128,7 @@ async def confirm_remove(request: web.Request, admin: Admin) -> web.Response:
         return reauth_required(admin, path, "Removing a member")
     return render(
         "confirm.html", admin=admin, active="members", action=path,
-        title=f"Remove {member.phone}?", button="Remove member",
+        title=f"Remove {_label(member)}?", button="Remove member",
         cancel=f"/portal/members/{member.user_id}",
         consequences=[
             "Their account is deleted, and every device they have is signed out at once.",
@@ -121,10 +150,15 @@ async def remove(request: web.Request, admin: Admin) -> web.Response:
     return see_other("/portal/members", notice="member_removed")
 
 
+def _label(member: Member) -> str:
+    return f"{member.display_name} ({member.phone})" if member.display_name else member.phone
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/portal/members", list_members)
     app.router.add_post("/portal/members", add_member)
     app.router.add_post("/portal/members/import", import_members)
     app.router.add_get("/portal/members/{user_id}", member_page)
+    app.router.add_post("/portal/members/{user_id}/name", rename)
     app.router.add_get("/portal/members/{user_id}/remove", confirm_remove)
     app.router.add_post("/portal/members/{user_id}/remove", remove)

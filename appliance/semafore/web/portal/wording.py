@@ -8,6 +8,7 @@ NOTICES = {
     "session_ended": "Your session has ended. Sign in again to continue.",
     "member_added": "Member added. They can now enrol a device with their phone number.",
     "members_imported": "Every row was imported.",
+    "member_renamed": "Display name saved.",
     "member_removed": "The member was removed, and every device they had was signed out.",
     "device_approved": "Device approved. It can send and receive messages now.",
     "device_rejected": "Device rejected. It never got access.",
@@ -34,6 +35,9 @@ ERRORS = {
     "phone_invalid": "Enter the number in international format, starting with + and the "
                      "country code, for example +44 7700 900123.",
     "device_not_pending": "That device has already been dealt with.",
+    "display_name_invalid": "A display name has 1 to 64 characters and no control characters.",
+    "test_message_rate_limited": "Several test messages were sent recently. Wait a while "
+                                 "before sending another.",
     "signup_disabled": "Self-service sign-up is turned off on this appliance.",
 }
 
@@ -43,6 +47,7 @@ EVENTS = {
     "member.added": "Member added",
     "member.removed": "Member removed",
     "member.role_changed": "Member role changed",
+    "member.display_name_changed": "Member display name changed",
     "device.registered": "Device registered",
     "device.approved": "Device approved",
     "device.rejected": "Device rejected",
@@ -60,6 +65,7 @@ EVENTS = {
     "audit.verified": "Audit chain verified",
     "keys.jwt_rotated": "Token signing key rotated",
     "verification.ran": "Appliance self-check ran",
+    "otp.test_sent": "Test message sent",
 }
 
 # The type filter: whole groups (a prefix ending in a dot) and single events.
@@ -70,6 +76,7 @@ EVENT_GROUPS = [
     ("org.", "Organisation"),
     ("api_token.", "API tokens"),
     ("audit.", "Audit log"),
+    ("otp.", "Code provider"),
 ]
 
 IMPORT_STATUS = {
