@@ -507,3 +507,17 @@ async def test_metrics(env: FilesEnv, alice: FileDevice, bob: FileDevice) -> Non
     assert "semafore_files_uploads_completed_total 1.0" in text
     assert "semafore_files_downloads_total 1.0" in text
     assert 'semafore_files_refused_total{code="file_not_found"} 1.0' in text
+
+
+async def test_a_blob_damaged_on_disk_is_served_as_it_is_and_a_lost_one_is_404(
+    env: FilesEnv, alice: FileDevice
+) -> None:
+    data = os.urandom(50_000)
+    file_id = await alice.upload(data)
+    path = env.services.blobs.path_for(file_id)
+    path.write_bytes(data[:30_000])  # the receiver's length and digest checks refuse this
+    status, got, headers = await alice.download(file_id)
+    assert (status, got, headers["Content-Length"]) == (200, data[:30_000], "30000")
+    path.unlink()
+    status, body, _ = await alice.download(file_id)
+    assert (status, body["code"]) == (404, "file_not_found")

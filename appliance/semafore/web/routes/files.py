@@ -108,9 +108,13 @@ async def download(request: web.Request) -> web.StreamResponse:
     chunks = await files.read(found, start, end)  # a vanished file is still a clean 404 here
     async with contextlib.aclosing(chunks):
         await response.prepare(request)
+        sent = 0
         try:
             async for chunk in chunks:
                 await response.write(chunk)
+                sent += len(chunk)
+            if sent != end - start:
+                response.force_close()  # the file changed under us: end the connection
             await response.write_eof()
         except ConnectionResetError:
             pass  # the client went away; it resumes with a Range request
