@@ -265,16 +265,16 @@ async def _check_caps(conn: aiosqlite.Connection, rows: Sequence[NewRow], caps: 
     for chunk in _chunks(list(adding), 400):
         values = ",".join("(?,?)" for _ in chunk)
         params = [p for addr in chunk for p in addr]
-        async with conn.execute(
+        found = await conn.execute_fetchall(
             "SELECT d.user_id, d.device_id, d.messages, d.bytes FROM "  # noqa: S608
             f"(VALUES {values}) AS v JOIN relay_depth AS d "
             "ON d.user_id = v.column1 AND d.device_id = v.column2",
             params,
-        ) as cursor:
-            async for user_id, device_id, messages, size in cursor:
-                extra = adding[(user_id, device_id)]
-                if messages + extra[0] > caps.messages or size + extra[1] > caps.bytes:
-                    full.append((user_id, device_id))
+        )
+        for user_id, device_id, messages, size in found:
+            extra = adding[(user_id, device_id)]
+            if messages + extra[0] > caps.messages or size + extra[1] > caps.bytes:
+                full.append((user_id, device_id))
     for addr, (count, size) in adding.items():
         if (count > caps.messages or size > caps.bytes) and addr not in full:
             full.append(addr)
