@@ -53,7 +53,11 @@ async def test_repeated_sigkill_under_load_loses_and_duplicates_nothing_acknowle
     acked_at_kill: list[int] = []
     try:
         for _ in range(KILLS):
-            await asyncio.sleep(random.uniform(0.2, 0.9))
+            async with asyncio.timeout(60):  # some progress since the (re)start, then a while
+                floor = len(acknowledged) + 20
+                while len(acknowledged) < floor:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(random.uniform(0, 0.3))
             acked_at_kill.append(len(acknowledged))
             cluster.kill()
             await asyncio.sleep(random.uniform(0, 0.3))
@@ -70,7 +74,7 @@ async def test_repeated_sigkill_under_load_loses_and_duplicates_nothing_acknowle
     assert errors == []
 
     total = 2 * MESSAGES_PER_SENDER
-    assert acked_at_kill[0] > 0 and acked_at_kill[-1] < total, "kills should land mid-stream"
+    assert acked_at_kill[-1] < total, "the kills should land mid-stream"
     assert cluster.starts == KILLS + 1
     assert len(acknowledged) == total
     by_msg = one_server_id_per_message(seen)
