@@ -47,9 +47,9 @@ async def test_oversized_bodies_are_413_and_store_nothing(
             response = await raw_request(served.url, ca_ssl_context, (
                 f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
                 "Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n"
-            ).encode())  # and never sends it
+            ).encode(), timeout=15)  # and never sends it
             assert response.status == 413 and response.json()["code"] == "payload_too_large"
-            assert time.monotonic() - started < 3, "waited for a body it would refuse"
+            assert time.monotonic() - started < 4, "waited for a body it would refuse"
         status, queued = await bob.fetch()
         assert status == 200 and queued["messages"] == []
     finally:
@@ -116,7 +116,7 @@ async def test_slow_clients_holding_connections_do_not_stop_others(
     served: Served, ca_ssl_context: ssl.SSLContext
 ) -> None:
     alice, bob = devices(served, ca_ssl_context)
-    until = time.monotonic() + 6
+    until = time.monotonic() + 10  # held longer than the bound below
     slow = [asyncio.create_task(hold(kind, served, ca_ssl_context, until))
             for kind in ("tcp-no-tls", "idle-tls", "slow-headers", "slow-body")
             for _ in range(25)]
@@ -130,7 +130,7 @@ async def test_slow_clients_holding_connections_do_not_stop_others(
                 async with alice.session.get(served.url + "/healthz") as response:
                     assert response.status == 200
                 latencies.append(time.monotonic() - started)
-        assert len(latencies) >= 5 and max(latencies) < 2, latencies
+        assert len(latencies) >= 5 and max(latencies) < 4, latencies
         assert not any(task.done() and task.exception() for task in slow)
     finally:
         for task in slow:

@@ -84,7 +84,7 @@ async def test_socket_that_never_reads_slows_nobody_and_is_dropped_without_loss(
                 started = time.monotonic()
                 assert (await carol.send([alice.address]))[0] == 200
                 latencies.append(time.monotonic() - started)
-            assert max(latencies) < 2, latencies
+            assert max(latencies) < 4, latencies
             # The heartbeat (2 s) drops the socket that answers no ping.
             while await open_sockets(alice.session, served.url) > 0:
                 await asyncio.sleep(0.25)
