@@ -155,6 +155,9 @@ def ansible_env(config: Path, *, mitogen: bool = False) -> dict[str, str]:
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_DEPRECATION_WARNINGS="False",
+        # An emulated guest on a busy 2-core host can take longer than the 10 s default to
+        # answer a new SSH connection (seen right after a reboot).
+        ANSIBLE_TIMEOUT="60",
         ANSIBLE_LOCAL_TEMP=str(Path(os.environ.get("TMPDIR", "/tmp")) / "semafore-ansible-local"),
         PATH=f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}",
     )
