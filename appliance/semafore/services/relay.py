@@ -51,9 +51,11 @@ _SERVER_ID = re.compile(r"[1-9][0-9]{0,17}")
 MAX_ACK_IDS = 10_000
 _KNOWN_ADDRESSES = 100_000
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-# A cached device list is trusted this long; revocations invalidate it at once, approvals
-# (which have no hook, and may come from the CLI process) are seen within this bound.
-DEVICE_CACHE_SECONDS = 5.0
+# How long a device list read for one burst of sends may serve later ones. Zero: every burst
+# reads the lists it needs (one statement for all its members, on a reader), because an
+# approval has no hook here (it may come from the CLI process) and a send accepted against a
+# list that predates an approval would silently miss the new device (PROTOCOL.md s7.2).
+DEVICE_CACHE_SECONDS = 0.0
 
 
 @dataclass(frozen=True, slots=True)
