@@ -91,9 +91,16 @@ def client_ssl_context(ca_path: Path) -> ssl.SSLContext:
     return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_path))
 
 
-def client_session(base_url: str, context: ssl.SSLContext) -> aiohttp.ClientSession:
+def client_session(
+    base_url: str,
+    context: ssl.SSLContext,
+    *,
+    cookie_jar: aiohttp.abc.AbstractCookieJar | None = None,
+) -> aiohttp.ClientSession:
     """A ClientSession for ``base_url`` (paths like "/healthz" are relative to it)."""
-    return aiohttp.ClientSession(base_url=base_url, connector=aiohttp.TCPConnector(ssl=context))
+    return aiohttp.ClientSession(
+        base_url=base_url, connector=aiohttp.TCPConnector(ssl=context), cookie_jar=cookie_jar
+    )
 
 
 def free_port() -> int:

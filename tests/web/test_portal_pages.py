@@ -5,10 +5,6 @@ and the sign-up page when sign-up is off."""
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator
-from typing import Any
-
 import aiohttp
 import pytest
 
@@ -17,28 +13,10 @@ from semafore.services import totp as totp_codes
 from semafore.web.appkeys import SERVICES
 from semafore.web.portal.security import csrf_token
 from support.admin import sign_in_over_http
-from support.appliance import Appliance, RunningServer, client_session
+from support.appliance import RunningServer
 
 from .test_admin_devices import MEMBER, register_device
 from .test_admin_members import ADMIN, OTHER_ADMIN, Admin, new_org_admin
-
-
-@pytest.fixture
-async def running(appliance: Appliance, start_server: Any) -> RunningServer:
-    settings = appliance.configure(
-        otp={"provider": "file", "sends_per_number_15min": 100, "sends_per_number_day": 100}
-    )
-    return await start_server(settings, clock=ManualClock())
-
-
-@pytest.fixture
-async def http(
-    running: RunningServer, ca_ssl_context: ssl.SSLContext
-) -> AsyncIterator[aiohttp.ClientSession]:
-    session = client_session(running.url, ca_ssl_context)
-    session._cookie_jar = aiohttp.DummyCookieJar()  # type: ignore[attr-defined]
-    async with session:
-        yield session
 
 
 @pytest.fixture

@@ -5,43 +5,22 @@ foreign Origin, no Origin at all, or a GET) changes nothing, checked through the
 from __future__ import annotations
 
 import re
-import ssl
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from semafore.services import ManualClock, Services
+from semafore.services import Services
 from semafore.services.audit import parse_filter
 from semafore.web.appkeys import SERVICES
 from semafore.web.portal.security import CSP, csrf_token
-from support.appliance import Appliance, RunningServer, client_session
+from support.appliance import RunningServer
 
 from .test_admin_devices import MEMBER, register_device
 from .test_admin_members import ADMIN, OTHER_ADMIN, Admin, new_org_admin
 
 SESSION = "__Host-semafore-session"
 NEW_MEMBER = "+447700900077"
-
-
-@pytest.fixture
-async def running(appliance: Appliance, start_server: Any) -> RunningServer:
-    settings = appliance.configure(
-        otp={"provider": "file", "sends_per_number_15min": 100, "sends_per_number_day": 100}
-    )
-    return await start_server(settings, clock=ManualClock())
-
-
-@pytest.fixture
-async def http(
-    running: RunningServer, ca_ssl_context: ssl.SSLContext
-) -> AsyncIterator[aiohttp.ClientSession]:
-    # No cookie jar: every test says exactly which cookie it sends.
-    session = client_session(running.url, ca_ssl_context)
-    session._cookie_jar = aiohttp.DummyCookieJar()  # type: ignore[attr-defined]
-    async with session:
-        yield session
 
 
 @pytest.fixture
