@@ -1,8 +1,9 @@
 """Text that people or devices control is shown as text: markup in an organisation name, an
 API token's name (it appears in the audit log), a member's display name (typed by an admin),
-a device's name (given by the device when it enrols over the real API), a search and an audit
-filter never runs. Chromium has JavaScript on, so a payload that ran would open a dialog or
-log a CSP violation; a template expression would show 49."""
+a device's name (given by the device when it enrols over the real API; both names also on the
+audit page, which shows members and devices by name), a search and an audit filter never
+runs. Chromium has JavaScript on, so a payload that ran would open a dialog or log a CSP
+violation; a template expression would show 49."""
 
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ async def test_markup_in_display_names_and_device_names_is_shown_as_text(
     assert sorted(d.device_name or "" for d in pending) == sorted(PAYLOADS)
 
     pages = {"/portal/members": PAYLOADS, "/portal/approvals": PAYLOADS,
-             "/portal/overview": PAYLOADS}
+             "/portal/overview": PAYLOADS,
+             # member.added names the member; device.registered the member and the device.
+             "/portal/audit?event=member.": PAYLOADS, "/portal/audit?event=device.": PAYLOADS}
     for phone, payload in zip(NAMED, PAYLOADS, strict=True):
         pages[f"/portal/members/{members[phone].user_id}"] = [payload]
     device = pending[0]
@@ -94,6 +97,12 @@ async def test_markup_in_display_names_and_device_names_is_shown_as_text(
         assert await page.locator("main script, main img").count() == 0, path
         names = await page.locator("main .person-name, main .device-name").all_inner_texts()
         assert "49" not in names, path
+        if path.startswith("/portal/audit"):
+            assert sorted(set(await page.locator("table.audit .person-name")
+                              .all_inner_texts())) == sorted(PAYLOADS), path
+        if path == "/portal/audit?event=device.":
+            assert sorted(await page.locator("table.audit .device-name").all_inner_texts()) \
+                == sorted(PAYLOADS)
         if path.startswith("/portal/approvals"):
             assert sorted(await page.locator("main .device-name").all_inner_texts()) \
                 == sorted(PAYLOADS)

@@ -1,23 +1,27 @@
 """The audit log: filtered pages (type, actor, dates), JSON Lines export of the same filter,
-chain verification with the latest signed checkpoint, and signing a checkpoint now."""
+chain verification with the latest signed checkpoint, and signing a checkpoint now.
+
+The page shows members and devices as an admin recognises them (display name and number,
+device name); the log itself, and the export, keep the stored references."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from semafore.services import InvalidInput
+from semafore.services import Device, InvalidInput, Member
 from semafore.services.audit import entry_dict, parse_filter
 from semafore.storage.audit_chain import checkpoint_dict
 from semafore.web.appkeys import SERVICES
 from semafore.web.portal import wording
 from semafore.web.portal.guard import Admin, admin_page, notice
-from semafore.web.portal.render import error_message, format_phone, render, see_other
+from semafore.web.portal.render import error_message, render, see_other
 
 PAGE_SIZE = 25
 FILTERS = ("event", "actor", "since", "until")
@@ -44,15 +48,39 @@ def _service_filter(org_id: str, chosen: dict[str, str]) -> Any:
                         since=chosen["since"], until=_day_after(chosen["until"]))
 
 
-def _label(ref: str | None, phones: dict[str, str]) -> str:
-    """member:u_1 -> its phone number; device:u_1/2 -> "<phone>, device 2"; else as stored."""
+@dataclass(frozen=True, slots=True)
+class Label:
+    """An actor or target as the page shows it. ``member`` set: that member (and, with
+    ``device_id``, one of their devices, named ``device_name`` if it has a name); otherwise
+    ``text``, the reference as stored. Names are user text: the template escapes them."""
+
+    text: str
+    member: Member | None = None
+    device_id: str | None = None
+    device_name: str | None = None
+
+
+def _label(ref: str | None, people: dict[str, Member],
+           device_names: dict[tuple[str, str], str]) -> Label:
+    """member:u_1 -> that member; device:u_1/2 -> their device 2 (and its name); anything else,
+    or a member no longer in the organisation, as stored."""
     if ref is None:
-        return "—"
+        return Label("—")
     if ref.startswith("device:") and "/" in ref:
-        user_id, device_id = ref[len("device:"):].rsplit("/", 1)
-        phone = phones.get(f"member:{user_id}")
-        return f"{format_phone(phone)}, device {device_id}" if phone else ref
-    return format_phone(phones[ref]) if ref in phones else ref
+        user_id, device_id = ref.removeprefix("device:").rsplit("/", 1)
+        member = people.get(user_id)
+        if member is not None:
+            return Label(ref, member, device_id, device_names.get((user_id, device_id)))
+    elif ref.startswith("member:") and (member := people.get(ref.removeprefix("member:"))):
+        return Label(ref, member)
+    return Label(ref)
+
+
+def _directory(members: list[Member], devices: list[Device]
+               ) -> tuple[dict[str, Member], dict[tuple[str, str], str]]:
+    """Members by id, and the names of named devices by (member id, device id)."""
+    return ({m.user_id: m for m in members},
+            {(d.user_id, str(d.device_id)): d.device_name for d in devices if d.device_name})
 
 
 def _query(chosen: dict[str, str], **extra: object) -> str:
@@ -75,12 +103,13 @@ async def audit_page(request: web.Request, admin: Admin) -> web.Response:
                       chosen=chosen, error=error_message(error), entries=[],
                       groups=wording.EVENT_GROUPS, events=sorted(wording.EVENTS.items()),
                       older=None, first_page=None, export=None)
-    phones = {f"member:{m.user_id}": m.phone
-              for m in await services.members.list_members(admin.org_id)}
+    # One read of the organisation's members and one of its devices per page, not per row.
+    people, device_names = _directory(await services.members.list_members(admin.org_id),
+                                      await services.devices.list_devices(admin.org_id))
     return render(
         "audit.html", admin=admin, active="audit", notice=notice(request), chosen=chosen,
-        entries=[(e, entry_dict(e)["data"], _label(e.actor, phones), _label(e.target, phones))
-                 for e in page.entries],
+        entries=[(e, entry_dict(e)["data"], _label(e.actor, people, device_names),
+                  _label(e.target, people, device_names)) for e in page.entries],
         groups=wording.EVENT_GROUPS, events=sorted(wording.EVENTS.items()),
         older=_query(chosen, before=page.next_before) if page.next_before else None,
         first_page=_query(chosen) if request.query.get("before") else None,
