@@ -40,11 +40,13 @@ class ServerSettings:
     tls_ca_certificate: Path = Path("tls/ca.crt")
     public_url: str = ""
     max_request_bytes: int = 1_048_576
+    body_idle_timeout_seconds: float = 30.0
     shutdown_timeout_seconds: float = 10.0
 
     def _check(self) -> None:
         _in_range("server.port", self.port, 1, 65535)
         _in_range("server.max_request_bytes", self.max_request_bytes, 1024, 1 << 34)
+        _in_range("server.body_idle_timeout_seconds", self.body_idle_timeout_seconds, 1, 3600)
         _in_range("server.shutdown_timeout_seconds", self.shutdown_timeout_seconds, 0, 3600)
         if self.public_url and not self.public_url.startswith("https://"):
             raise ConfigError("server.public_url: must start with https://")

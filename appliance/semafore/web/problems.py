@@ -27,6 +27,7 @@ STATUS_FOR_KIND: dict[str, int] = {
     "unauthenticated": 401,
     "forbidden": 403,
     "not_found": 404,
+    "timeout": 408,
     "conflict": 409,
     "limit": 409,
     "too_large": 413,
@@ -84,6 +85,10 @@ def problem_response(
         headers=headers,
     )
     response.content_type = PROBLEM_CONTENT_TYPE
+    if status == 408:
+        # The request body was not read to its end, so the connection cannot carry another
+        # request: say so (Connection: close, RFC 9110 s15.5.9) and aiohttp closes it.
+        response.force_close()
     return response
 
 

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from semafore.services import AdminPrincipal, Forbidden, Org, ServiceError, Unauthenticated
 from semafore.web.appkeys import SERVICES, SETTINGS
+from semafore.web.bodies import read_form
 from semafore.web.portal import security, wording
 from semafore.web.portal.render import error_message, error_status, render, see_other
 
@@ -52,8 +53,8 @@ class Admin:
 
 
 async def form(request: web.Request) -> Any:
-    """The posted form (aiohttp caches it, so reading it twice is free)."""
-    return await request.post()
+    """The posted form (aiohttp caches it, so reading it twice is free; 408 if it stalls)."""
+    return await read_form(request)
 
 
 def text(fields: Any, name: str, *, strip: bool = True) -> str:

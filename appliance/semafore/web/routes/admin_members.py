@@ -11,7 +11,7 @@ from aiohttp import web
 from semafore.services import InvalidInput, Member
 from semafore.web.admin_auth import admin_principal
 from semafore.web.appkeys import SERVICES
-from semafore.web.bodies import json_response, read_json_object
+from semafore.web.bodies import json_response, read_body, read_json_object
 
 CSV_TYPES = frozenset({"text/csv", "text/plain"})
 
@@ -49,7 +49,7 @@ async def import_members(request: web.Request) -> web.Response:
     if request.content_type not in CSV_TYPES:
         raise web.HTTPUnsupportedMediaType(text="send the file as text/csv")
     try:
-        text = (await request.read()).decode("utf-8")
+        text = (await read_body(request)).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("the CSV file must be UTF-8", code="csv_invalid") from None
     report = await request.app[SERVICES].members.import_csv(

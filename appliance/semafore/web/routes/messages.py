@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from semafore.services import TooLarge
 from semafore.services.delivery import CLOSE_SHUTDOWN
 from semafore.services.messaging import build_messaging_services
 from semafore.storage.relay_queue import QueuedEnvelope
 from semafore.web.appkeys import MESSAGING, METRICS, SERVICES, SETTINGS
-from semafore.web.bodies import JSON_CONTENT_TYPE, json_response, parse_json_object
+from semafore.web.bodies import JSON_CONTENT_TYPE, json_response, read_json_object
 from semafore.web.device_auth import device_principal
 from semafore.web.push_transport import HttpPushTransport
 from semafore.web.relay_metrics import register_relay_metrics
@@ -24,7 +23,7 @@ from semafore.web.relay_metrics import register_relay_metrics
 
 async def send(request: web.Request) -> web.Response:
     principal = await device_principal(request)
-    body = parse_json_object(await read_capped(request, request.app[SETTINGS].relay.send_max_bytes))
+    body = await read_json_object(request, max_bytes=request.app[SETTINGS].relay.send_max_bytes)
     answer = await request.app[MESSAGING].relay.send(
         (principal.user_id, principal.device_id), principal.org_id, body
     )
@@ -47,7 +46,7 @@ async def fetch(request: web.Request) -> web.Response:
 
 async def ack(request: web.Request) -> web.Response:
     principal = await device_principal(request)
-    body = parse_json_object(await read_capped(request, request.app[SETTINGS].relay.send_max_bytes))
+    body = await read_json_object(request, max_bytes=request.app[SETTINGS].relay.send_max_bytes)
     acked = await request.app[MESSAGING].relay.ack(
         (principal.user_id, principal.device_id), body.get("ids")
     )
@@ -57,23 +56,6 @@ async def ack(request: web.Request) -> web.Response:
 def render_item(row: QueuedEnvelope) -> bytes:
     """One delivered envelope: the server id (an opaque string), queue time, stored bytes."""
     return b'{"id":"%d","ts":%d,"envelope":%s}' % (row.id, row.queued_at, row.envelope)
-
-
-async def read_capped(request: web.Request, limit: int) -> bytes:
-    """The body as JSON bytes, at most ``limit`` (this route's cap, not the server-wide one)."""
-    if request.content_type != JSON_CONTENT_TYPE:
-        raise web.HTTPUnsupportedMediaType(text=f"send the body as {JSON_CONTENT_TYPE}")
-    too_large = TooLarge(f"the body is larger than {limit} bytes", code="payload_too_large")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def add_routes(app: web.Application) -> None:
