@@ -2,8 +2,19 @@
 
 A device may register one endpoint: an on-site UnifiedPush distributor's endpoint or any HTTPS
 webhook. When a row is queued for a device that has no socket, :meth:`PushService.notify` (O(1),
-never awaits, never fails) schedules one push; further notifies before it is sent are absorbed,
-so a burst is one push, and pushes to one device are at least ``min_interval_seconds`` apart.
+never awaits, never fails) schedules one push ``coalesce_seconds`` later (or at the end of
+``min_interval_seconds`` after the previous push, whichever is later). Per device:
+
+* a notify while a push is due (not yet POSTed, or waiting to retry) is absorbed into it;
+* a notify while a POST is under way marks one follow-up push, scheduled the same way when that
+  POST ends (unless it is retried or the endpoint is gone); further notifies are absorbed into
+  the follow-up. That POST began before the row was committed and may already have woken the
+  device, which may have drained its queue and gone, so it cannot stand for the new row.
+
+So every notify is followed by a push POSTed after it, a burst is one push (two when it
+straddles the start of a POST), and pushes to one device are at least ``min_interval_seconds``
+apart. ``stats.scheduled`` counts pushes scheduled (retries not included) and
+``stats.coalesced`` notifies absorbed into a push already scheduled.
 
 The body carries only a random reference, never content, sender, size or count::
 
@@ -49,6 +60,7 @@ class PushTransport(Protocol):
 
 @dataclass(slots=True)
 class PushStats:
+    scheduled: int = 0
     attempts: int = 0
     delivered: int = 0
     failed: int = 0
@@ -60,6 +72,7 @@ class _State:
     due: float | None = None  # scheduled for this monotonic time
     attempt: int = 0
     busy: bool = False  # a POST is under way
+    again: bool = False  # notified while busy: push again when the POST ends
     next_allowed: float = 0.0
 
 
@@ -148,12 +161,18 @@ class PushService:
             if self._endpoints.get(device, _UNKNOWN) is None:
                 continue  # known to have no endpoint
             state = self._states.setdefault(device, _State())
-            if state.due is not None or state.busy:
+            if state.due is not None or state.again:
                 self.stats.coalesced += 1
-                continue
-            state.due = max(now + self._settings.coalesce_seconds, state.next_allowed)
-            state.attempt = 0
+            elif state.busy:
+                state.again = True
+            else:
+                self._schedule(state, now)
         self._wake.set()
+
+    def _schedule(self, state: _State, now: float) -> None:
+        state.due = max(now + self._settings.coalesce_seconds, state.next_allowed)
+        state.attempt = 0
+        self.stats.scheduled += 1
 
     def start(self) -> None:
         if self._task is None:
@@ -197,6 +216,7 @@ class PushService:
         finally:
             state.busy = False
         now = time.monotonic()
+        again, state.again = state.again, False
         if outcome == "retry" and state.attempt + 1 < settings.max_attempts:
             state.attempt += 1
             delay = min(
@@ -204,11 +224,17 @@ class PushService:
                 settings.backoff_initial_seconds * 2 ** (state.attempt - 1),
             )
             state.due = now + delay * (0.5 + secrets.randbelow(1000) / 1000)
+            if again:  # the retry is POSTed after that notify, so it stands for it
+                self.stats.coalesced += 1
         else:
             if outcome == "retry":
                 self.stats.failed += 1
             state.attempt = 0
             state.next_allowed = now + settings.min_interval_seconds
+            forgotten = self._states.get(device) is not state  # revoked meanwhile
+            no_endpoint = self._endpoints.get(device, _UNKNOWN) is None  # e.g. 404/410
+            if again and not forgotten and not no_endpoint:
+                self._schedule(state, now)
         self._wake.set()
 
     async def _attempt(self, device: Address) -> str:
