@@ -118,6 +118,68 @@ async def test_reauth_over_http(
     assert (status, problem["code"]) == (401, "second_factor_invalid")
 
 
+# -- recent sign-in ----------------------------------------------------------------------------
+
+
+def _members_path(user_id: str) -> str:
+    return f"/v1/admin/members/{user_id}"
+
+
+async def test_access_changes_need_a_recent_sign_in_on_a_session_but_not_a_token(
+    http: aiohttp.ClientSession, running: RunningServer, clock: ManualClock, org_id: str,
+    admin: HttpAdmin,
+) -> None:
+    _, token = await http_json(http, "POST", "/v1/admin/tokens",
+                               {"name": "provisioning", "scopes": ["devices:write",
+                                                                   "members:write"]},
+                               bearer=admin.token)
+    user_id, pending_id, _ = await enrolled_device(running, org_id, MEMBER, approve=False)
+    _, approved_id, _ = await enrolled_device(running, org_id, MEMBER, approve=True)
+    spare = await running.app[SERVICES].members.add_member(org_id, "+447700900003",
+                                                           actor="operator")
+    device = f"/v1/admin/devices/{user_id}"
+    changes = [
+        ("POST", f"{device}/{pending_id}/approve", None),
+        ("DELETE", f"{device}/{approved_id}", None),
+        ("DELETE", _members_path(spare.user_id), None),
+        ("POST", "/v1/admin/tokens", {"name": "later", "scopes": ["audit:read"]}),
+    ]
+    # The session stays alive (it is used within the idle window) but its last authenticator
+    # proof becomes older than admin.recent_sign_in_seconds (900 s).
+    clock.advance(800)
+    assert (await http_json(http, "GET", "/v1/admin/session", bearer=admin.token))[0] == 200
+    clock.advance(200)
+    for method, path, body in changes:
+        status, problem = await http_json(http, method, path, body, bearer=admin.token)
+        assert (status, problem["code"]) == (403, "recent_sign_in_required"), path
+        assert problem["reauth"] == "/v1/admin/session/reauth"
+    # Nothing changed: the device is still pending, the other still approved, the member there.
+    status, listed = await http_json(http, "GET", f"/v1/admin/devices?user_id={user_id}",
+                                     bearer=admin.token)
+    assert status == 200
+    assert {d["device_id"]: d["status"] for d in listed["devices"]} == {
+        pending_id: "pending", approved_id: "approved"}
+    assert (await http_json(http, "GET", _members_path(spare.user_id),
+                            bearer=admin.token))[0] == 200
+    # Reading and non-destructive writes still work without re-proving.
+    assert (await http_json(http, "PATCH", _members_path(spare.user_id),
+                            {"display_name": "Spare"}, bearer=admin.token))[0] == 200
+
+    # An API token is authorised by its scope alone, however old the session that made it.
+    status, body = await http_json(http, "POST", f"{device}/{pending_id}/approve",
+                                   bearer=token["token"])
+    assert (status, body["status"]) == (200, "approved")
+
+    # After a fresh authenticator code the session may make the remaining changes.
+    code = totp_codes.code_at_step(admin.totp_secret, totp_codes.step_at(clock.now()))
+    status, _ = await http_json(http, "POST", "/v1/admin/session/reauth", {"code": code},
+                                bearer=admin.token)
+    assert status == 200
+    for method, path, body in changes[1:]:
+        status, _ = await http_json(http, method, path, body, bearer=admin.token)
+        assert status in (201, 204), path
+
+
 # -- device and admin credentials -----------------------------------------------------------------
 
 

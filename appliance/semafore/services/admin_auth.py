@@ -296,12 +296,16 @@ class AdminAuthService:
     # -- sessions -------------------------------------------------------------------------------
 
     async def authenticate(
-        self, token: object, *, scope: str | None = None, session_only: bool = False
+        self, token: object, *, scope: str | None = None, session_only: bool = False,
+        recent_sign_in: bool = False,
     ) -> AdminPrincipal:
         """The admin behind a bearer credential (session or API token), or an error.
 
         Unauthenticated for anything that is not a live admin credential (a device token
         included); Forbidden when an API token lacks ``scope`` or the route needs a session.
+        With ``recent_sign_in`` (approve, revoke, remove a member, create an API token) a
+        session must also have proven its second factor recently; an API token is authorised
+        by its scope alone, since only a recently signed-in admin can create one.
         """
         if scope is not None and scope not in SCOPES:
             raise ValueError(f"unknown admin scope {scope!r}")  # a programming error
@@ -319,6 +323,8 @@ class AdminAuthService:
         if scope is not None and not principal.has_scope(scope):
             raise Forbidden(f"this API token does not have the {scope} scope",
                             code="scope_missing", details={"scope": scope})
+        if recent_sign_in and principal.via == "session":
+            self.require_recent_sign_in(principal)
         return principal
 
     async def _session_principal(self, token: str) -> AdminPrincipal:
@@ -346,9 +352,9 @@ class AdminAuthService:
         return principal
 
     def require_recent_sign_in(self, principal: AdminPrincipal) -> None:
-        """For actions that want a fresh second factor (the portal's approve and revoke): the
-        session's last TOTP proof must be within ``admin.recent_sign_in_seconds``. API tokens
-        never count as recent."""
+        """For actions that want a fresh second factor (approve, revoke, member removal, API
+        token creation): the session's last TOTP proof must be within
+        ``admin.recent_sign_in_seconds``. API tokens never count as recent."""
         if not principal.signed_in_recently(self._clock.now(),
                                             self._settings.recent_sign_in_seconds):
             raise Forbidden(

@@ -7,7 +7,11 @@ token ``sfk_…``) from ``Authorization: Bearer`` and asks the admin sign-in ser
 * an ended session or a dead token is ``401 admin_session_expired`` / ``api_token_invalid``;
 * an API token without the route's ``scope`` is ``403 scope_missing``; a route that only a
   signed-in admin may use (``session_only``: token management, sign-out, re-auth) refuses API
-  tokens with ``403 session_required``.
+  tokens with ``403 session_required``;
+* a route that changes who has access (``recent_sign_in``: approve or revoke a device, remove
+  a member, create an API token) refuses a session whose last second-factor proof is older than
+  ``admin.recent_sign_in_seconds`` with ``403 recent_sign_in_required``; the admin proves TOTP
+  again with ``POST /v1/admin/session/reauth``. API tokens are authorised by scope alone.
 
 The browser portal keeps the same session token in a cookie; it reads it with its own
 credential function and calls the same service, so both paths share every check.
@@ -30,9 +34,11 @@ def admin_credential(request: web.Request) -> str:
 
 
 async def admin_principal(
-    request: web.Request, scope: str | None = None, *, session_only: bool = False
+    request: web.Request, scope: str | None = None, *, session_only: bool = False,
+    recent_sign_in: bool = False,
 ) -> AdminPrincipal:
     """The admin making this request, allowed ``scope`` (401/403 otherwise)."""
     return await request.app[SERVICES].admin_auth.authenticate(
-        admin_credential(request), scope=scope, session_only=session_only
+        admin_credential(request), scope=scope, session_only=session_only,
+        recent_sign_in=recent_sign_in,
     )

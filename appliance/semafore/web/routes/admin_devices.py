@@ -66,7 +66,7 @@ async def get_device(request: web.Request) -> web.Response:
 
 
 async def approve(request: web.Request) -> web.Response:
-    principal = await admin_principal(request, "devices:write")
+    principal = await admin_principal(request, "devices:write", recent_sign_in=True)
     user_id, device_id = _address(request)
     device = await request.app[SERVICES].devices.approve(
         principal.org_id, user_id, device_id, actor=principal.actor
@@ -84,7 +84,7 @@ async def reject(request: web.Request) -> web.Response:
 
 
 async def revoke(request: web.Request) -> web.Response:
-    principal = await admin_principal(request, "devices:write")
+    principal = await admin_principal(request, "devices:write", recent_sign_in=True)
     user_id, device_id = _address(request)
     await request.app[SERVICES].devices.revoke(
         principal.org_id, user_id, device_id, actor=principal.actor

@@ -81,7 +81,7 @@ async def update_member(request: web.Request) -> web.Response:
 
 
 async def remove_member(request: web.Request) -> web.Response:
-    principal = await admin_principal(request, "members:write")
+    principal = await admin_principal(request, "members:write", recent_sign_in=True)
     await request.app[SERVICES].members.remove_member(
         principal.org_id, request.match_info["user_id"], actor=principal.actor
     )

@@ -26,7 +26,7 @@ def token_json(token: ApiToken) -> dict[str, Any]:
 
 
 async def create(request: web.Request) -> web.Response:
-    principal = await admin_principal(request, session_only=True)
+    principal = await admin_principal(request, session_only=True, recent_sign_in=True)
     body = await read_json_object(request)
     created = await request.app[SERVICES].api_tokens.create(
         principal, name=body.get("name"), scopes=body.get("scopes"),
