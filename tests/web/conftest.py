@@ -1,4 +1,5 @@
-"""Fixtures shared by the portal and admin-name tests (a module may define its own instead)."""
+"""Fixtures shared by the web tests: the app over TLS on a manual clock and a client session
+(a module may define its own instead)."""
 
 import ssl
 from collections.abc import AsyncIterator
@@ -12,12 +13,18 @@ from support.appliance import Appliance, RunningServer, client_session
 
 
 @pytest.fixture
-async def running(appliance: Appliance, start_server: Any) -> RunningServer:
-    """The app over TLS on a manual clock, with the file OTP provider and generous send caps."""
+def clock() -> ManualClock:
+    """The server's clock: tests advance it to expire sessions, codes and sign-ins."""
+    return ManualClock()
+
+
+@pytest.fixture
+async def running(appliance: Appliance, start_server: Any, clock: ManualClock) -> RunningServer:
+    """The app over TLS on ``clock``, with the file OTP provider and generous send caps."""
     settings = appliance.configure(
         otp={"provider": "file", "sends_per_number_15min": 100, "sends_per_number_day": 100}
     )
-    return await start_server(settings, clock=ManualClock())
+    return await start_server(settings, clock=clock)
 
 
 @pytest.fixture

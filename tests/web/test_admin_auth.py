@@ -5,8 +5,6 @@ checkpoint whose signature the test checks itself, and clear 4xx answers to bad 
 from __future__ import annotations
 
 import json
-import ssl
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -24,29 +22,10 @@ from support.admin import (
     http_json,
     sign_in_over_http,
 )
-from support.appliance import Appliance, RunningServer, client_session
+from support.appliance import RunningServer
 
 MEMBER = "+447700900002"
 UNKNOWN = "+447700900999"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def running(appliance: Appliance, start_server: Any, clock: ManualClock) -> RunningServer:
-    settings = appliance.configure(otp={"provider": "file", "sends_per_number_15min": 100})
-    return await start_server(settings, clock=clock)
-
-
-@pytest.fixture
-async def http(
-    running: RunningServer, ca_ssl_context: ssl.SSLContext
-) -> AsyncIterator[aiohttp.ClientSession]:
-    async with client_session(running.url, ca_ssl_context) as session:
-        yield session
 
 
 @pytest.fixture

@@ -3,38 +3,20 @@
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from semafore.services import ManualClock, Services
+from semafore.services import Services
 from semafore.storage.otp_spool import read_spool
 from semafore.web.appkeys import SERVICES
-from support.appliance import Appliance, RunningServer, client_session
+from support.appliance import RunningServer
 from support.identity import EnrollingDevice
 
 from .test_admin_members import ADMIN, OTHER_ADMIN, Admin, call, new_org_admin
 
 MEMBER = "+447700900002"
-
-
-@pytest.fixture
-async def running(appliance: Appliance, start_server: Any) -> RunningServer:
-    settings = appliance.configure(
-        otp={"provider": "file", "sends_per_number_15min": 100, "sends_per_number_day": 100}
-    )
-    return await start_server(settings, clock=ManualClock())
-
-
-@pytest.fixture
-async def http(
-    running: RunningServer, ca_ssl_context: ssl.SSLContext
-) -> AsyncIterator[aiohttp.ClientSession]:
-    async with client_session(running.url, ca_ssl_context) as session:
-        yield session
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from semafore.services import ManualClock, Services
 from semafore.services.admin_principal import SCOPES
 from semafore.web.appkeys import SERVICES
 from support.admin import HttpAdmin, enrolled_device, http_json, sign_in_over_http
-from support.appliance import Appliance, RunningServer, client_session
+from support.appliance import RunningServer
 
 A_ADMIN, A_MEMBER = "+447700900001", "+447700900002"
 B_ADMIN, B_MEMBER, B_PENDING = "+447700900101", "+447700900102", "+447700900103"
@@ -55,25 +53,6 @@ BODIES: dict[tuple[str, str], Any] = {
 }
 NOWHERE = {"user_id": "u_" + "0" * 32, "device_id": "1", "token_id": "tk_" + "0" * 32,
            "org_id": "o_" + "0" * 32}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def running(appliance: Appliance, start_server: Any, clock: ManualClock) -> RunningServer:
-    settings = appliance.configure(otp={"provider": "file", "sends_per_number_15min": 100})
-    return await start_server(settings, clock=clock)
-
-
-@pytest.fixture
-async def http(
-    running: RunningServer, ca_ssl_context: ssl.SSLContext
-) -> AsyncIterator[aiohttp.ClientSession]:
-    async with client_session(running.url, ca_ssl_context) as session:
-        yield session
 
 
 @pytest.fixture

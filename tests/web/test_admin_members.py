@@ -3,8 +3,6 @@ device tokens refused; organisation isolation (identical 404s)."""
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +13,7 @@ from semafore.services import ManualClock, Services
 from semafore.services import totp as totp_codes
 from semafore.storage.otp_spool import read_spool
 from semafore.web.appkeys import SERVICES
-from support.appliance import Appliance, RunningServer, client_session
+from support.appliance import RunningServer
 
 ADMIN = "+447700900001"
 OTHER_ADMIN = "+447700900050"
@@ -57,20 +55,6 @@ async def new_org_admin(running: RunningServer, name: str, phone: str) -> Admin:
     services: Services = running.app[SERVICES]
     org, admin = await services.orgs.create_org(name, phone)
     return Admin(org.org_id, admin.user_id, await sign_in(running, phone))
-
-
-@pytest.fixture
-async def running(appliance: Appliance, start_server: Any) -> RunningServer:
-    settings = appliance.configure(otp={"provider": "file"})
-    return await start_server(settings, clock=ManualClock())
-
-
-@pytest.fixture
-async def http(
-    running: RunningServer, ca_ssl_context: ssl.SSLContext
-) -> AsyncIterator[aiohttp.ClientSession]:
-    async with client_session(running.url, ca_ssl_context) as session:
-        yield session
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ approval with tokens handed out once; no enumeration; problem documents for bad 
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -24,14 +23,6 @@ UNKNOWN = "+447700900999"
 async def running(appliance: Appliance, start_server: Any) -> RunningServer:
     settings = appliance.configure(otp={"provider": "file"})
     return await start_server(settings, clock=ManualClock())
-
-
-@pytest.fixture
-async def http(
-    running: RunningServer, ca_ssl_context: ssl.SSLContext
-) -> AsyncIterator[aiohttp.ClientSession]:
-    async with client_session(running.url, ca_ssl_context) as session:
-        yield session
 
 
 @pytest.fixture

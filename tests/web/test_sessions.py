@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,7 +12,7 @@ import pytest
 
 from semafore.services import ManualClock, Services
 from semafore.web.appkeys import SERVICES
-from support.appliance import Appliance, RunningServer, client_session
+from support.appliance import Appliance, RunningServer
 from support.identity import EnrollingDevice
 
 MEMBER = "+447700900002"
@@ -26,14 +24,6 @@ async def running(appliance: Appliance, start_server: Any) -> RunningServer:
     running = await start_server(settings, clock=ManualClock())
     running.clock = running.app[SERVICES].clock  # type: ignore[attr-defined]
     return running
-
-
-@pytest.fixture
-async def http(
-    running: RunningServer, ca_ssl_context: ssl.SSLContext
-) -> AsyncIterator[aiohttp.ClientSession]:
-    async with client_session(running.url, ca_ssl_context) as session:
-        yield session
 
 
 @pytest.fixture
