@@ -1,12 +1,16 @@
 """The composition root: builds the aiohttp application from settings.
 
 Everything the app holds is a typed key from :mod:`semafore.web.appkeys`. Resources (database,
-blob store, services) are opened in a cleanup context at start-up and closed at shutdown, after
-in-flight requests have finished; closing the database first drains the queued writes.
+blob store, services) are opened in cleanup contexts at start-up and closed at shutdown, after
+in-flight requests have finished, in reverse order: the file sweep stops, then the relay (sockets
+told to close, expiry and push stopped, pending acks written, push client closed), then the
+identity and admin background work; the database closes last, draining the queued writes.
+Route modules only register handlers that read these keys.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -21,12 +25,19 @@ from semafore.services import (
     build_admin_services,
     build_identity_services,
 )
+from semafore.services.delivery import CLOSE_SHUTDOWN
+from semafore.services.files import FileService
+from semafore.services.messaging import build_messaging_services
 from semafore.storage import BlobStore, Database
-from semafore.web.appkeys import METRICS, METRICS_TOKEN, SERVICES, SETTINGS
+from semafore.storage.blob_uploads import FileRecords
+from semafore.web.appkeys import FILES, MESSAGING, METRICS, METRICS_TOKEN, SERVICES, SETTINGS
 from semafore.web.headers import add_security_headers
 from semafore.web.metrics import Metrics
 from semafore.web.middlewares import error_middleware, metrics_middleware
+from semafore.web.push_transport import HttpPushTransport
+from semafore.web.relay_metrics import register_relay_metrics
 from semafore.web.routes import ROUTE_MODULES
+from semafore.web.routes.files import register_file_metrics
 
 log = logging.getLogger("semafore.app")
 
@@ -43,7 +54,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[METRICS] = Metrics()
     app[METRICS_TOKEN] = read_metrics_token(settings)
     app.on_response_prepare.append(add_security_headers)
-    app.cleanup_ctx.append(_resources(clock or SystemClock()))
+    # Started in this order, stopped in reverse; each needs the ones before it.
+    app.cleanup_ctx.extend([_resources(clock or SystemClock()), _messaging, _files])
+    app.on_shutdown.append(_close_sockets)
     for module in ROUTE_MODULES:
         module.add_routes(app)
     return app
@@ -92,6 +105,50 @@ def _resources(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]
             await database.close()
 
     return resources
+
+
+async def _messaging(app: web.Application) -> AsyncIterator[None]:
+    """The relay: key directory, queue, delivery hub, push, expiry (MESSAGING)."""
+    services = app[SERVICES]
+    transport = HttpPushTransport(services.settings)
+    messaging = build_messaging_services(
+        services.settings,
+        services.clock,
+        services.database,
+        devices=services.devices,
+        push_transport=transport,
+    )
+    app[MESSAGING] = messaging
+    register_relay_metrics(app[METRICS], messaging)
+    try:
+        async with messaging.background():
+            yield
+    finally:
+        await transport.close()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    # Before the runner waits for handlers: WebSocket handlers return once told to close.
+    messaging = app.get(MESSAGING)
+    if messaging is not None:
+        messaging.hub.close_all(CLOSE_SHUTDOWN)
+
+
+async def _files(app: web.Application) -> AsyncIterator[None]:
+    """Encrypted files: uploads, downloads and the expiry sweep (FILES)."""
+    services = app[SERVICES]
+    files = FileService(
+        services.settings.files, services.clock, FileRecords(services.database), services.blobs
+    )
+    await files.load()
+    app[FILES] = files
+    register_file_metrics(app[METRICS], files.stats)
+    sweeper = asyncio.create_task(files.run(), name="files-sweep")
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
 
 
 def read_metrics_token(settings: Settings) -> str | None:

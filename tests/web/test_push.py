@@ -136,6 +136,13 @@ async def test_a_burst_to_an_offline_device_is_one_push_carrying_nothing_but_a_r
         assert (stats.scheduled, stats.attempts, stats.delivered) == (4, 6, 3)
         status, _ = await bob.request("GET", "/v1/push")
         assert status == 404
+
+        # The same counts on /metrics.
+        async with bob.session.get(server.url + "/metrics") as response:
+            text = await response.text()
+        counts = {"scheduled": 4, "coalesced": 4, "attempts": 6, "delivered": 3, "failed": 1}
+        for name, count in counts.items():
+            assert f"\nsemafore_push_{name}_total {count}.0\n" in text, name
     finally:
         receiver.answering.set()
         await alice.close()

@@ -1,8 +1,9 @@
 """Every piece of application state, as typed keys (the one place they are declared).
 
-Set by :func:`semafore.app.create_app` (``SETTINGS``, ``METRICS``, ``OPENAPI_JSON``,
-``METRICS_TOKEN``) or by its cleanup context at start-up (``SERVICES``). Handlers read them with
-``request.app[KEY]``; nothing lives in module globals.
+Set by :func:`semafore.app.create_app` (``SETTINGS``, ``METRICS``, ``METRICS_TOKEN``), by its
+cleanup contexts at start-up (``SERVICES``, ``MESSAGING``, ``FILES``) or by a route module's
+``add_routes`` (``OPENAPI_JSON``). Handlers read them with ``request.app[KEY]``; nothing lives in
+module globals.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from semafore.web.metrics import Metrics
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 METRICS = web.AppKey("metrics", Metrics)
-# The relay (key directory, queue, delivery hub, push), set at start-up by routes/messages.py.
+# The relay (key directory, queue, delivery hub, push, expiry), set at start-up by app.py.
 MESSAGING = web.AppKey("messaging", MessagingServices)
-# Encrypted files (uploads, downloads, expiry), set at start-up by routes/files.py.
+# Encrypted files (uploads, downloads, expiry), set at start-up by app.py.
 FILES = web.AppKey("files", FileService)
 # The API contract rendered as JSON once at start-up (served at /v1/openapi.json).
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)

@@ -59,6 +59,9 @@ class _RelayCollector(Collector):
         )
         yield _counter("semafore_relay_acks", "Envelopes acked and deleted.", relay.acks)
         yield _counter("semafore_relay_expired", "Envelopes expired unacked.", m.expiry.expired)
+        yield _counter(
+            "semafore_push_scheduled", "Pushes scheduled (retries not included).", push.scheduled
+        )
         yield _counter("semafore_push_attempts", "Push requests made.", push.attempts)
         yield _counter("semafore_push_delivered", "Push requests accepted (2xx).", push.delivered)
         yield _counter("semafore_push_failed", "Pushes given up.", push.failed)

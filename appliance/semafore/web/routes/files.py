@@ -23,11 +23,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from semafore.services.files import FileService, FileStats, UploadState
-from semafore.storage.blob_uploads import FileRecords
-from semafore.web.appkeys import FILES, METRICS, SERVICES, SETTINGS
+from semafore.services.files import FileStats, UploadState
+from semafore.web.appkeys import FILES, SETTINGS
 from semafore.web.bodies import json_response, read_json_object
 from semafore.web.device_auth import device_principal
+from semafore.web.metrics import Metrics
 from semafore.web.problems import problem_response
 
 UPLOAD_CONTENT_TYPES = frozenset({"application/offset+octet-stream", "application/octet-stream"})
@@ -209,8 +209,11 @@ class _FilesCollector(Collector):
         yield refused
 
 
+def register_file_metrics(metrics: Metrics, stats: FileStats) -> None:
+    metrics.registry.register(_FilesCollector(stats))
+
+
 def add_routes(app: web.Application) -> None:
-    app.cleanup_ctx.append(_files)
     app.router.add_post("/v1/uploads", create_upload)
     app.router.add_get("/v1/uploads/{file_id}", upload_state)
     app.router.add_patch("/v1/uploads/{file_id}", write_upload)
@@ -218,19 +221,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/v1/uploads/{file_id}", cancel_upload)
     app.router.add_get("/v1/files/{file_id}", download)
     app.router.add_delete("/v1/files/{file_id}", delete_file)
-
-
-async def _files(app: web.Application) -> AsyncIterator[None]:
-    services = app[SERVICES]
-    files = FileService(
-        services.settings.files, services.clock, FileRecords(services.database), services.blobs
-    )
-    await files.load()
-    app[FILES] = files
-    app[METRICS].registry.register(_FilesCollector(files.stats))
-    sweeper = asyncio.create_task(files.run(), name="files-sweep")
-    try:
-        yield
-    finally:
-        sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)

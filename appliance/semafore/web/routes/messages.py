@@ -1,4 +1,4 @@
-"""Sending and the HTTP fetch-and-ack path; also starts the relay's services.
+"""Sending and the HTTP fetch-and-ack path.
 
 ``POST /v1/messages`` takes the PROTOCOL.md s7.2 request; ``GET /v1/messages?limit=`` and
 ``POST /v1/messages/ack`` serve clients that cannot hold a WebSocket. Envelopes are rendered
@@ -7,18 +7,12 @@ from their stored bytes, never re-parsed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
-from semafore.services.delivery import CLOSE_SHUTDOWN
-from semafore.services.messaging import build_messaging_services
 from semafore.storage.relay_queue import QueuedEnvelope
-from semafore.web.appkeys import MESSAGING, METRICS, SERVICES, SETTINGS
+from semafore.web.appkeys import MESSAGING, SETTINGS
 from semafore.web.bodies import JSON_CONTENT_TYPE, json_response, read_json_object
 from semafore.web.device_auth import device_principal
-from semafore.web.push_transport import HttpPushTransport
-from semafore.web.relay_metrics import register_relay_metrics
 
 
 async def send(request: web.Request) -> web.Response:
@@ -59,34 +53,6 @@ def render_item(row: QueuedEnvelope) -> bytes:
 
 
 def add_routes(app: web.Application) -> None:
-    app.cleanup_ctx.append(_messaging)
-    app.on_shutdown.append(_close_sockets)
     app.router.add_post("/v1/messages", send)
     app.router.add_get("/v1/messages", fetch)
     app.router.add_post("/v1/messages/ack", ack)
-
-
-async def _messaging(app: web.Application) -> AsyncIterator[None]:
-    services = app[SERVICES]
-    transport = HttpPushTransport(services.settings)
-    messaging = build_messaging_services(
-        services.settings,
-        services.clock,
-        services.database,
-        devices=services.devices,
-        push_transport=transport,
-    )
-    app[MESSAGING] = messaging
-    register_relay_metrics(app[METRICS], messaging)
-    try:
-        async with messaging.background():
-            yield
-    finally:
-        await transport.close()
-
-
-async def _close_sockets(app: web.Application) -> None:
-    # Before the runner waits for handlers: WebSocket handlers return once told to close.
-    messaging = app.get(MESSAGING)
-    if messaging is not None:
-        messaging.hub.close_all(CLOSE_SHUTDOWN)
