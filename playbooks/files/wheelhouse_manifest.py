@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Describe a wheelhouse: a pinned, hash-checked requirements file and a CycloneDX SBOM.
 
-    wheelhouse_manifest.py WHEELHOUSE --root NAME --bundle-version V --lock OUT --sbom OUT
+    wheelhouse_manifest.py WHEELHOUSE --root NAME [--bundle-version V] --lock OUT --sbom OUT
 
 Reads every wheel's own metadata (name, version, licence, Requires-Dist), so the SBOM lists
 exactly what the site installs. Standard library only (runs on the build machine's Python).
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("wheelhouse", type=Path)
     parser.add_argument("--root", required=True, help="the distribution the bundle installs")
-    parser.add_argument("--bundle-version", required=True)
+    parser.add_argument("--bundle-version", help="default: the root distribution's version")
     parser.add_argument("--lock", type=Path, required=True)
     parser.add_argument("--sbom", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if root is None:
         print(f"wheelhouse_manifest: no wheel of {args.root} in {args.wheelhouse}", file=sys.stderr)
         return 1
+    version = args.bundle_version or root["version"]
     missing = sorted({r for w in wheels for r in w["requires"] if r not in by_name})
     if missing:
         # Only dependencies for other platforms/Pythons may be absent (markers); list them.
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
 
-    lines = [f"# {args.root} {args.bundle_version}: every wheel pinned by hash (--require-hashes)"]
+    lines = [f"# {args.root} {version}: every wheel pinned by hash (--require-hashes)"]
     for w in sorted(wheels, key=lambda w: canonical(w["name"])):
         lines.append(f"{canonical(w['name'])}=={w['version']} --hash=sha256:{w['sha256']}")
     args.lock.write_text("\n".join(lines) + "\n")
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "metadata": {
             "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "tools": {"components": [{"type": "application", "name": "wheelhouse_manifest.py"}]},
-            "component": {**component(root, "application"), "version": args.bundle_version},
+            "component": {**component(root, "application"), "version": version},
         },
         "components": [component(w, "library") for w in wheels if w is not root],
         "dependencies": [
