@@ -69,6 +69,33 @@ def test_second_org_for_the_same_admin_number_is_refused(
     assert "already has an account" in capsys.readouterr().err
 
 
+def test_create_if_absent_creates_once(
+    appliance: Appliance, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create = ("org", "create", "Acme Ltd", "--admin-phone", "+447700900001", "--if-absent")
+    assert run(appliance, *create) == 0
+    first = capsys.readouterr().out
+    assert "created: 'Acme Ltd'" in first and "first admin: u_" in first
+    # Again, and again with the first admin gone from the number: nothing new either time.
+    assert run(appliance, *create) == 0
+    again = capsys.readouterr().out
+    assert "exists: 'Acme Ltd', member limit 5, 1 members; nothing changed" in again
+    assert run(appliance, "org", "create", "Acme Ltd", "--admin-phone", "+447700900002",
+               "--if-absent") == 0
+    assert "nothing changed" in capsys.readouterr().out
+    assert run(appliance, "org", "list", "--json") == 0
+    (org,) = json.loads(capsys.readouterr().out)["orgs"]
+    assert org["org_id"] in first and org["org_id"] in again and org["member_count"] == 1
+    # Another name still needs a number without an account.
+    assert run(appliance, "org", "create", "Other", "--admin-phone", "+447700900001",
+               "--if-absent") == 1
+    assert "already has an account" in capsys.readouterr().err
+    # Bad input is refused before anything is looked up.
+    assert run(appliance, "org", "create", "Acme Ltd", "--admin-phone", "07700900001",
+               "--if-absent") == 1
+    assert "E.164" in capsys.readouterr().err
+
+
 def test_usage_errors_exit_2(appliance: Appliance) -> None:
     with pytest.raises(SystemExit) as caught:
         run(appliance, "org", "create", "Acme")  # no --admin-phone

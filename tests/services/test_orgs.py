@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,17 @@ async def test_create_org_with_its_first_admin(env: IdentityEnv) -> None:
 async def test_create_org_with_a_member_limit(env: IdentityEnv) -> None:
     org, _ = await env.services.orgs.create_org("Acme", ADMIN, member_limit=250)
     assert org.member_limit == 250
+
+
+async def test_create_if_absent_at_once_creates_one_org(env: IdentityEnv) -> None:
+    outcomes = await asyncio.gather(*(
+        env.services.orgs.create_org_if_absent("Acme", ADMIN) for _ in range(8)
+    ))
+    created = [org for org, admin in outcomes if admin is not None]
+    assert len(created) == 1
+    assert {org.org_id for org, _ in outcomes} == {created[0].org_id}
+    (org,) = await env.services.orgs.list_orgs()
+    assert (org.name, org.member_count) == ("Acme", 1)
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 101, "bad\x00name", "tab\tname", 5])

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     create.add_argument("--admin-phone", required=True, metavar="+E164",
                         help="the first admin's phone number, e.g. +447700900123")
     create.add_argument("--member-limit", type=int, metavar="N", help="member limit")
+    create.add_argument("--if-absent", action="store_true",
+                        help="if an organisation of this name exists, change nothing and exit 0 "
+                        "(for provisioning that runs again)")
     add_config_option(create)
     create.set_defaults(func=run_create)
 
@@ -45,9 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run_create(args: argparse.Namespace) -> int:
     async def create() -> int:
         async with identity_services(load_settings(args)) as identity:
-            org, admin = await identity.orgs.create_org(
+            create_org = (identity.orgs.create_org_if_absent if args.if_absent
+                          else identity.orgs.create_org)
+            org, admin = await create_org(
                 args.name, args.admin_phone, actor=OPERATOR, member_limit=args.member_limit
             )
+        if admin is None:
+            print(f"organisation {org.org_id} exists: {org.name!r}, member limit "
+                  f"{org.member_limit}, {org.member_count} members; nothing changed")
+            return 0
         print(f"organisation {org.org_id} created: {org.name!r}, member limit {org.member_limit}")
         print(f"first admin: {admin.user_id}")
         return 0

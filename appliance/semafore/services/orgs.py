@@ -96,6 +96,25 @@ class OrgService:
         member_limit: object = None,
     ) -> tuple[Org, Member]:
         """Create an organisation with its first admin (operator path: no OTP)."""
+        org, admin = await self._create_org(name, admin_phone, actor=actor,
+                                            member_limit=member_limit, if_absent=False)
+        assert admin is not None  # without if_absent it always creates
+        return org, admin
+
+    async def create_org_if_absent(
+        self, name: object, admin_phone: object, *, actor: str = events.OPERATOR,
+        member_limit: object = None,
+    ) -> tuple[Org, Member | None]:
+        """As :meth:`create_org`, unless an organisation of that name exists: then that one,
+        untouched, and no new admin. For provisioning that runs again and again: the check and
+        the creation are one transaction, so two runs at once still create one."""
+        return await self._create_org(name, admin_phone, actor=actor,
+                                      member_limit=member_limit, if_absent=True)
+
+    async def _create_org(
+        self, name: object, admin_phone: object, *, actor: str, member_limit: object,
+        if_absent: bool,
+    ) -> tuple[Org, Member | None]:
         org_name = parse_org_name(name)
         phone = parse_phone(admin_phone)
         limit = (
@@ -104,13 +123,16 @@ class OrgService:
         )
         now = self._clock.now()
 
-        async def unit(conn: Any) -> tuple[str, str]:
+        async def unit(conn: Any) -> tuple[str, str | None]:
+            if if_absent and (existing := await store.org_by_name(conn, org_name)) is not None:
+                return existing.org_id, None
             return await self._create_in(
                 conn, name=org_name, admin_phone=phone, member_limit=limit, actor=actor, now=now
             )
 
         org_id, user_id = await self._db.write("orgs.create", unit)
-        return await self.get_org(org_id), await self._members.get_member(org_id, user_id)
+        admin = None if user_id is None else await self._members.get_member(org_id, user_id)
+        return await self.get_org(org_id), admin
 
     async def list_orgs(self) -> list[Org]:
         async with self._db.read() as conn:

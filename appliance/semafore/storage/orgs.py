@@ -42,6 +42,15 @@ async def get_org(conn: aiosqlite.Connection, org_id: str) -> OrgRow | None:
     return None if row is None else _row(row)
 
 
+async def org_by_name(conn: aiosqlite.Connection, name: str) -> OrgRow | None:
+    """The oldest organisation called exactly ``name`` (names are not unique)."""
+    async with conn.execute(
+        f"{_SELECT} WHERE o.name = ? ORDER BY o.created_at, o.rowid LIMIT 1", (name,)
+    ) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else _row(row)
+
+
 async def list_orgs(conn: aiosqlite.Connection) -> list[OrgRow]:
     async with conn.execute(f"{_SELECT} ORDER BY o.created_at, o.rowid") as cursor:
         return [_row(r) for r in await cursor.fetchall()]
