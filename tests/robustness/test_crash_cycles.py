@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
-from robustness.cluster import (
+from robustness.offline import offline_world
+from support.appliance import Appliance
+from support.crash_cluster import (
     Cluster,
     finish,
     integrity_check,
@@ -21,8 +23,6 @@ from robustness.cluster import (
     receive_and_ack,
     send_until_acked,
 )
-from robustness.offline import offline_world
-from support.appliance import Appliance
 from support.relay_client import RELAY_TEST_CONFIG
 
 KILLS = 4

@@ -18,9 +18,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from robustness.cluster import Cluster, integrity_check, queued_msg_ids, session
 from robustness.offline import offline_world
 from support.appliance import Appliance
+from support.crash_cluster import Cluster, integrity_check, queued_msg_ids, session
 from support.relay_client import RELAY_TEST_CONFIG, DeviceCreds, send_body
 
 TMPFS_SIZE = "24m"
