@@ -11,6 +11,7 @@ import sqlite3
 
 import pytest
 
+from semafore.cli.verification_report import human_report
 from semafore.services.verification import Needle, Scanner, ScanResult
 from support.appliance import Appliance, ServeProcess, run_semafore
 
@@ -147,3 +148,58 @@ def test_phone_numbers_are_also_searched_without_the_plus():
 
 def test_nothing_found_in_ciphertext():
     assert scan(os.urandom(200_000), SECRET) == []
+
+
+# -- the human report (no server needed) ------------------------------------------------------
+
+
+def test_human_report_layout():
+    report = {
+        "server": "https://appliance.example:8443",
+        "steps": [
+            {"step": "create throwaway accounts", "ok": True, "detail": ""},
+            {"step": "file", "ok": True, "skipped": True,
+             "detail": "not exchanged: this server has no file API"},
+            {"step": "device 2 decrypts it", "ok": False, "detail": "timed out"},
+        ],
+        "searched_for": [
+            {"label": "message text 1", "kind": "plaintext", "encodings": 9},
+            {"label": "phone number of account 1", "kind": "phone", "encodings": 10},
+            {"label": "device 1 access token (0)", "kind": "token", "encodings": 9},
+            {"label": "device 1 refresh token (1)", "kind": "token", "encodings": 9},
+        ],
+        "passes": {
+            "after_exchange": {"scanned": [
+                {"kind": "database", "source": "/var/lib/semafore/semafore.db", "bytes": 4096},
+                {"kind": "wal", "source": "/var/lib/semafore/semafore.db-wal", "bytes": 1000},
+            ], "findings": []},
+            "after_cleanup": {"scanned": [], "findings": []},
+        },
+        "findings": [{"needle": "message text 1", "encoding": "raw",
+                      "source": "/var/lib/semafore/semafore.db", "offset": 123,
+                      "pass": "after_exchange"}],
+        "gaps": ["journal not searched: journalctl not found (pass --log-file or --no-journal)"],
+        "passed": False,
+    }
+    assert human_report(report) == "\n".join([
+        "SemaFore on-box verification: FAIL",
+        "",
+        "server          https://appliance.example:8443 (TLS 1.3, certificate checked against"
+        " the appliance CA)",
+        "  [ok  ] create throwaway accounts",
+        "  [skip] file: not exchanged: this server has no file API",
+        "  [FAIL] device 2 decrypts it: timed out",
+        "",
+        "searched for    1 phone(s), 1 plaintext(s), 2 token(s) in raw, UTF-16, hex and base64"
+        " forms",
+        "pass after_exchange 2 file(s)/stream(s), 5096 bytes",
+        "    database  /var/lib/semafore/semafore.db (4096 bytes)",
+        "    wal       /var/lib/semafore/semafore.db-wal (1000 bytes)",
+        "pass after_cleanup  0 file(s)/stream(s), 0 bytes",
+        "",
+        "FINDINGS (1):",
+        "  FOUND message text 1 (raw) in /var/lib/semafore/semafore.db at offset 123"
+        " [after_exchange]",
+        "gap             journal not searched: journalctl not found (pass --log-file or"
+        " --no-journal)",
+    ])

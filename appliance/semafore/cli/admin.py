@@ -7,17 +7,16 @@ import argparse
 import asyncio
 
 from semafore.cli.admin_context import admin_services
-from semafore.cli.common import EXIT_OK, add_config_option, load_settings
+from semafore.cli.common import EXIT_OK, add_actions, add_config_option, load_settings
 from semafore.cli.identity_context import OPERATOR
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "admin", help="admin sign-in: reset an admin's second factor",
+    commands = add_actions(
+        subparsers, "admin", help_text="admin sign-in: reset an admin's second factor",
         description="Admins sign in with a phone code and a TOTP authenticator "
         "(docs/admin-guide.md).",
     )
-    commands = parser.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
     reset = commands.add_parser(
         "reset-totp", help="forget an admin's authenticator and recovery codes",
         description="Forget the admin's TOTP secret and recovery codes and end their sessions. "

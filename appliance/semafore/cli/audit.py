@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from semafore.cli.admin_context import admin_services
-from semafore.cli.common import EXIT_FAILURE, EXIT_OK, add_config_option, load_settings
+from semafore.cli.common import EXIT_FAILURE, EXIT_OK, add_actions, add_config_option, load_settings
 from semafore.cli.identity_context import print_json
 from semafore.services.audit import entry_dict, parse_filter, verify_connection
 from semafore.storage import audit as audit_store
@@ -24,12 +24,11 @@ from semafore.storage.audit_chain import VerifyReport, checkpoint_dict
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "audit", help="verify, export and checkpoint the audit log",
+    commands = add_actions(
+        subparsers, "audit", help_text="verify, export and checkpoint the audit log",
         description="The audit log: an append-only hash chain of platform events with signed "
         "checkpoints (docs/audit.md).",
     )
-    commands = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
 
     verify = commands.add_parser(
         "verify", help="check the hash chain and the signed checkpoints",

@@ -26,6 +26,27 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_actions(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    *,
+    help_text: str,
+    description: str,
+) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """The subcommand ``name`` whose ACTIONs (``semafore NAME ACTION``) are added to the result;
+    the chosen one is ``args.<name>_command``."""
+    parser = subparsers.add_parser(name, help=help_text, description=description)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+
+
+def add_org_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("org_id", metavar="ORG", help="organisation id (o_...)")
+
+
+def add_user_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("user_id", metavar="USER", help="member's user id (u_...)")
+
+
 def load_settings(args: argparse.Namespace) -> Settings:
     """The settings named by --config / $SEMAFORE_CONFIG / the default (ConfigError if bad)."""
     return _load_settings(config_path_from_env(args.config))

@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from semafore.cli.common import add_config_option, load_settings
+from semafore.cli.common import add_actions, add_config_option, load_settings
 from semafore.cli.identity_context import OPERATOR, identity_services
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "keys", help="rotate the appliance's own keys",
+    commands = add_actions(
+        subparsers, "keys", help_text="rotate the appliance's own keys",
         description="The appliance's own keys live under <data_dir>/keys/ (0600).",
     )
-    commands = parser.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     rotate = commands.add_parser(
         "rotate-jwt", help="sign new access tokens with a fresh key",
         description="Create a new Ed25519 signing key for access tokens. Tokens signed by the "

@@ -4,24 +4,28 @@ number, with an optional display name."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
-from semafore.cli.common import CliError, add_config_option, load_settings
-from semafore.cli.identity_context import OPERATOR, identity_services, print_json, print_table
-from semafore.services import InvalidInput
+from semafore.cli.common import (
+    CliError,
+    add_actions,
+    add_config_option,
+    add_org_argument,
+    add_user_argument,
+)
+from semafore.cli.identity_context import OPERATOR, iso_day, print_listing, run_with_identity
+from semafore.services import IdentityServices, InvalidInput
+from semafore.services.members import ImportReport
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "member", help="add, import, list and remove members",
+    commands = add_actions(
+        subparsers, "member", help_text="add, import, list and remove members",
         description="Members of an organisation, identified by phone number (E.164).",
     )
-    commands = parser.add_subparsers(dest="member_command", metavar="ACTION", required=True)
 
     add = commands.add_parser("add", help="add one member")
-    add.add_argument("org_id", metavar="ORG", help="organisation id (o_...)")
+    add_org_argument(add)
     add.add_argument("phone", metavar="+E164", help="phone number, e.g. +447700900123")
     add.add_argument("--admin", action="store_true", help="give the member the admin role")
     add.add_argument("--name", metavar="NAME", help="display name (1 to 64 characters)")
@@ -35,13 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "with 'phone' names the columns (phone, role, display_name). Nothing is added "
         "unless every row is fine; the problems are listed by row.",
     )
-    imp.add_argument("org_id", metavar="ORG", help="organisation id (o_...)")
+    add_org_argument(imp)
     imp.add_argument("csv_file", metavar="FILE", type=Path, help="CSV file (UTF-8)")
     add_config_option(imp)
     imp.set_defaults(func=run_import)
 
     listing = commands.add_parser("list", help="list members")
-    listing.add_argument("org_id", metavar="ORG", help="organisation id (o_...)")
+    add_org_argument(listing)
     listing.add_argument("--json", action="store_true", help="print JSON")
     add_config_option(listing)
     listing.set_defaults(func=run_list)
@@ -49,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rename = commands.add_parser(
         "rename", help="set or clear a member's display name",
     )
-    rename.add_argument("org_id", metavar="ORG", help="organisation id (o_...)")
-    rename.add_argument("user_id", metavar="USER", help="member's user id (u_...)")
+    add_org_argument(rename)
+    add_user_argument(rename)
     rename.add_argument("name", metavar="NAME", nargs="?",
                         help="the new display name; leave out to clear it")
     add_config_option(rename)
@@ -59,23 +63,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     remove = commands.add_parser(
         "remove", help="remove a member (the account, its devices and keys cease to exist)"
     )
-    remove.add_argument("org_id", metavar="ORG", help="organisation id (o_...)")
-    remove.add_argument("user_id", metavar="USER", help="member's user id (u_...)")
+    add_org_argument(remove)
+    add_user_argument(remove)
     add_config_option(remove)
     remove.set_defaults(func=run_remove)
 
 
 def run_add(args: argparse.Namespace) -> int:
-    async def add() -> int:
-        async with identity_services(load_settings(args)) as identity:
-            member = await identity.members.add_member(
-                args.org_id, args.phone, role="admin" if args.admin else "member",
-                display_name=args.name, actor=OPERATOR,
-            )
-        print(f"member {member.user_id} added ({member.role})")
-        return 0
-
-    return asyncio.run(add())
+    member = run_with_identity(args, lambda identity: identity.members.add_member(
+        args.org_id, args.phone, role="admin" if args.admin else "member",
+        display_name=args.name, actor=OPERATOR,
+    ))
+    print(f"member {member.user_id} added ({member.role})")
+    return 0
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -85,64 +85,52 @@ def run_import(args: argparse.Namespace) -> int:
         raise CliError(f"{args.csv_file}: cannot read ({getattr(exc, 'strerror', None) or exc})"
                        ) from None
 
-    async def import_csv() -> int:
-        async with identity_services(load_settings(args)) as identity:
-            try:
-                report = await identity.members.import_csv(args.org_id, text, actor=OPERATOR)
-            except InvalidInput as exc:
-                for row in exc.details.get("rows", []):  # type: ignore[union-attr]
-                    print(f"row {row['row']}: {row['status']} ({row['code']})")
-                raise
-        print(f"{report.added} members added")
-        return 0
+    async def import_csv(identity: IdentityServices) -> ImportReport:
+        try:
+            return await identity.members.import_csv(args.org_id, text, actor=OPERATOR)
+        except InvalidInput as exc:
+            for row in exc.details.get("rows", []):  # type: ignore[union-attr]
+                print(f"row {row['row']}: {row['status']} ({row['code']})")
+            raise
 
-    return asyncio.run(import_csv())
+    report = run_with_identity(args, import_csv)
+    print(f"{report.added} members added")
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    async def listing() -> int:
-        async with identity_services(load_settings(args)) as identity:
-            members = await identity.members.list_members(args.org_id)
-        if args.json:
-            print_json({"members": [
-                {"user_id": m.user_id, "phone": m.phone, "display_name": m.display_name,
-                 "role": m.role,
-                 "joined": _day(m.joined_at), "last_active": m.last_active,
-                 "devices": m.device_count}
-                for m in members
-            ]})
-        else:
-            print_table(
-                [(m.user_id, m.phone, m.display_name, m.role, _day(m.joined_at), m.last_active,
-                  m.device_count) for m in members],
-                ("USER", "PHONE", "NAME", "ROLE", "JOINED", "LAST ACTIVE", "DEVICES"),
-            )
-        return 0
-
-    return asyncio.run(listing())
+    members = run_with_identity(
+        args, lambda identity: identity.members.list_members(args.org_id)
+    )
+    print_listing(
+        args.json,
+        {"members": [
+            {"user_id": m.user_id, "phone": m.phone, "display_name": m.display_name,
+             "role": m.role,
+             "joined": iso_day(m.joined_at), "last_active": m.last_active,
+             "devices": m.device_count}
+            for m in members
+        ]},
+        [(m.user_id, m.phone, m.display_name, m.role, iso_day(m.joined_at), m.last_active,
+          m.device_count) for m in members],
+        ("USER", "PHONE", "NAME", "ROLE", "JOINED", "LAST ACTIVE", "DEVICES"),
+    )
+    return 0
 
 
 def run_rename(args: argparse.Namespace) -> int:
-    async def rename() -> int:
-        async with identity_services(load_settings(args)) as identity:
-            member = await identity.members.set_display_name(
-                args.org_id, args.user_id, args.name, actor=OPERATOR
-            )
-        print(f"member {member.user_id} " + ("renamed" if member.display_name else "unnamed"))
-        return 0
-
-    return asyncio.run(rename())
+    member = run_with_identity(args, lambda identity: identity.members.set_display_name(
+        args.org_id, args.user_id, args.name, actor=OPERATOR
+    ))
+    print(f"member {member.user_id} " + ("renamed" if member.display_name else "unnamed"))
+    return 0
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    async def remove() -> int:
-        async with identity_services(load_settings(args)) as identity:
-            await identity.members.remove_member(args.org_id, args.user_id, actor=OPERATOR)
-        print(f"member {args.user_id} removed")
-        return 0
-
-    return asyncio.run(remove())
-
-
-def _day(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).date().isoformat()
+    run_with_identity(
+        args, lambda identity: identity.members.remove_member(
+            args.org_id, args.user_id, actor=OPERATOR
+        )
+    )
+    print(f"member {args.user_id} removed")
+    return 0
