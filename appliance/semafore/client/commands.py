@@ -12,9 +12,9 @@ import time
 import unicodedata
 from typing import Any
 
-from semafore.client import errors, transfer
+from semafore.client import errors, outgoing_files, transfer
 from semafore.client.api import ApiClient
-from semafore.client.attachments import open_blob, receive_path, seal_file
+from semafore.client.attachments import open_blob, receive_path
 from semafore.client.cli_support import open_device, print_result, resolve_user, server_url
 from semafore.client.enrolment import poll_status, register_device, wait_for_approval
 from semafore.client.home import ca_for, pin_ca
@@ -26,6 +26,7 @@ from semafore.client.keysource import (
 from semafore.client.keystore import Keystore, UseKeyring
 from semafore.client.listener import listen_forever
 from semafore.client.output import emit, message_record, warn
+from semafore.client.pending_uploads import Destination
 from semafore.client.transfer import ProgressBar
 
 # -- enrolment and status ---------------------------------------------------------------------
@@ -221,25 +222,24 @@ async def send_file(args: argparse.Namespace) -> int:
     async with open_device(args) as s:
         group = s.device.messenger.groups.find(args.to) if args.group else None
         user_id = None if group is not None else await resolve_user(s, args.to)
-        sealed = await asyncio.to_thread(seal_file, args.path, args.home)
-        try:
-            bar = ProgressBar("uploading", sealed.blob_size)
-            file_id = await transfer.upload(s.api.http, sealed.blob_path, sealed.blob_size, bar)
-            bar.done()
-            result = await s.device.send_attachment(
-                sealed.pointer(file_id), args.caption, user_id=user_id, group=group
-            )
-        finally:
-            sealed.discard()
+        sent = await outgoing_files.send_file(
+            s,
+            args.home,
+            args.path,
+            Destination(args.to, bool(args.group)),
+            args.caption,
+            user_id=user_id,
+            group=group,
+        )
+    size = sent.sealed.secrets.size
     print_result(
         args,
-        f"sent {sealed.name} ({sealed.secrets.size} bytes) to {args.to}"
-        f" ({result.devices} device(s))",
+        f"sent {sent.sealed.name} ({size} bytes) to {args.to} ({sent.result.devices} device(s))",
         {
-            "msg_id": result.msg_id,
-            "devices": result.devices,
-            "file_id": file_id,
-            "size": sealed.secrets.size,
+            "msg_id": sent.result.msg_id,
+            "devices": sent.result.devices,
+            "file_id": sent.file_id,
+            "size": size,
         },
     )
     return 0

@@ -6,7 +6,7 @@ Drives semafore.client.messaging (synchronous, keystore-transactional) over a Re
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from semafore.client.device_state import DeviceState
@@ -72,15 +72,17 @@ class Device:
         *,
         user_id: str | None = None,
         group: Group | None = None,
+        stored: Callable[[], None] | None = None,
     ) -> SendResult:
-        """The pointer of an uploaded blob, to a user or a group (PROTOCOL s9)."""
+        """The pointer of an uploaded blob, to a user or a group (PROTOCOL s9). `stored` runs
+        inside the transaction that puts the message into the outbox."""
         if group is not None:
             content, raw = new_content(ATTACHMENT, caption, group=group.ref(), att=pointer)
             others = [u for u in group.members if u != self.address.user_id]
-            return await self._fanout(others, content.mid, content, raw)
+            return await self._fanout(others, content.mid, content, raw, stored)
         assert user_id is not None
         content, raw = new_content(ATTACHMENT, caption, att=pointer, to=user_id)
-        return await self._fanout([user_id], content.mid, content, raw)
+        return await self._fanout([user_id], content.mid, content, raw, stored)
 
     async def send_group(self, group: Group, text: str) -> SendResult:
         content, raw = new_content(TEXT, text, group=group.ref())
@@ -113,14 +115,19 @@ class Device:
         await self._fanout(others, content.mid, content, raw)
 
     async def _fanout(
-        self, users: Sequence[str], msg_id: str, content: Content, raw: bytes
+        self,
+        users: Sequence[str],
+        msg_id: str,
+        content: Content,
+        raw: bytes,
+        stored: Callable[[], None] | None = None,
     ) -> SendResult:
         """s7.2: every device of every user plus this user's other devices, in one request."""
         request: SendRequest | None = None
         for attempt in range(SEND_ATTEMPTS):
             targets = await self._current_targets(users)
             if request is None:
-                request = self.messenger.prepare(content, raw, targets)
+                request = self.messenger.prepare(content, raw, targets, stored)
             else:
                 request = self.messenger.repair(msg_id, targets)
             if not request.envelopes:

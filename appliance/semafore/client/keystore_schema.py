@@ -2,10 +2,25 @@
 (semafore.client.sealing); everything else is public (public keys, ids, counters, times).
 """
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+# Format 2: files being sent (semafore.client.pending_uploads). One row per sealed blob under
+# `outgoing/<blob_id>.blob` that is being uploaded and whose pointer is not yet stored in the
+# outbox; `record_sealed` holds the attachment key and digest, the file name and type, the
+# source file (absolute path, size, mtime_ns) and the destination. `file_id` is the server's
+# upload id once it has one. No semicolons in here: migrations are split on them.
+_UPLOADS_V2 = """
+CREATE TABLE uploads (
+    blob_id        TEXT PRIMARY KEY,
+    blob_size      INTEGER NOT NULL,
+    file_id        TEXT,
+    created_at     INTEGER NOT NULL,
+    record_sealed  BLOB NOT NULL
+) STRICT
+"""
 
 # Later schema changes, append-only: MIGRATIONS[n] takes a keystore from format n-1 to n.
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {2: _UPLOADS_V2}
 
 SCHEMA = """
 CREATE TABLE meta (
@@ -82,4 +97,4 @@ CREATE TABLE groups (
     group_id  TEXT PRIMARY KEY,
     sealed    BLOB NOT NULL                 -- name, revision, members
 ) STRICT;
-"""
+""" + _UPLOADS_V2 + ";\n"

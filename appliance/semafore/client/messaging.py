@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,14 +144,21 @@ class Messenger:
             )
 
     def prepare(
-        self, content: Content, content_bytes: bytes, targets: Sequence[DeviceAddress]
+        self,
+        content: Content,
+        content_bytes: bytes,
+        targets: Sequence[DeviceAddress],
+        also: Callable[[], None] | None = None,
     ) -> SendRequest:
-        """Encrypt for every target and store the request, in one commit. Nothing is sent."""
+        """Encrypt for every target and store the request, in one commit (with whatever `also`
+        writes). Nothing is sent."""
         self._raise_if_blocked(targets)
         with self.state.step() as m:
             envelopes = m.encrypt_many(list(targets), content_bytes)
             request = SendRequest(content.mid, tuple(envelopes))
             self.messages.put_outgoing(content_bytes, request)
+            if also is not None:
+                also()
         return request
 
     def repair(self, msg_id: str, targets: Sequence[DeviceAddress]) -> SendRequest:

@@ -6,6 +6,8 @@ from the server's committed offset, a download from the bytes already received (
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from semafore.client.listener import Backoff
 
 ATTEMPTS = 6
 UPLOAD_TYPE = "application/offset+octet-stream"
+log = logging.getLogger("semafore.client.transfer")
 Progress = Callable[[int], None]
 
 
@@ -90,6 +93,13 @@ async def _send(
 
 async def upload(http: Http, blob_path: Path, size: int, progress: Progress) -> str:
     """Upload the blob file; returns the server's file id."""
+    file_id = await create_upload(http, size)
+    await upload_from(http, file_id, blob_path, size, 0, progress)
+    return file_id
+
+
+async def create_upload(http: Http, size: int) -> str:
+    """A new upload of `size` bytes on the server; returns its id (also the file's id)."""
     resp = await _send(
         http,
         "POST",
@@ -99,8 +109,13 @@ async def upload(http: Http, blob_path: Path, size: int, progress: Progress) -> 
     )
     state = await resp.json()
     resp.release()
-    file_id = str(state["id"])
-    offset = int(state["offset"])
+    return str(state["id"])
+
+
+async def upload_from(
+    http: Http, file_id: str, blob_path: Path, size: int, offset: int, progress: Progress
+) -> None:
+    """Send the blob file from `offset` (the server's committed offset) to the end."""
     backoff = Backoff(0.5, 10.0)
     for _attempt in range(ATTEMPTS):
         if offset >= size:
@@ -123,7 +138,15 @@ async def upload(http: Http, blob_path: Path, size: int, progress: Progress) -> 
     if offset < size:
         raise errors.ServerUnreachable("the upload did not complete; try again")
     progress(size)
-    return file_id
+
+
+async def upload_offset(http: Http, file_id: str) -> int | None:
+    """The server's committed offset of an upload, or None if it no longer knows the upload
+    (expired, removed, or never ours)."""
+    try:
+        return await _committed(http, file_id)
+    except errors.NotFound:
+        return None
 
 
 async def _committed(http: Http, file_id: str) -> int:
@@ -131,6 +154,23 @@ async def _committed(http: Http, file_id: str) -> int:
     offset = int((await resp.json())["offset"])
     resp.release()
     return offset
+
+
+async def discard_upload(http: Http, file_id: str) -> None:
+    """Remove an upload whose pointer was never sent: cancel it, or delete the file if it was
+    complete. Best effort: what the server no longer has, or cannot be reached to remove, it
+    removes itself (abandoned uploads and expired files are swept)."""
+    try:
+        resp = await _send(http, "DELETE", f"/v1/uploads/{file_id}", headers={})
+        resp.release()
+    except errors.ServerError as exc:
+        if exc.code == "upload_complete":
+            with contextlib.suppress(errors.ServerError, errors.ServerUnreachable):
+                await delete(http, file_id)
+        elif not isinstance(exc, errors.NotFound):
+            log.info("could not remove upload %s… (%s)", file_id[:6], exc.code)
+    except errors.ServerUnreachable:
+        log.info("could not remove upload %s…: server unreachable", file_id[:6])
 
 
 async def _read_from(path: Path, start: int, progress: Progress) -> AsyncIterator[bytes]:

@@ -1,0 +1,103 @@
+"""`send-file`: seal a file, upload it, send its pointer; an upload interrupted by anything,
+including the end of the process, continues where the server stopped at the next `send-file` of
+the same unchanged file to the same destination (semafore.client.pending_uploads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from semafore.client import errors, transfer
+from semafore.client.attachments import SealedFile, seal_file
+from semafore.client.cli_support import Session
+from semafore.client.device import SendResult
+from semafore.client.groups import Group
+from semafore.client.http import Http
+from semafore.client.pending_uploads import Destination, PendingUpload, PendingUploads, Source
+from semafore.client.transfer import ProgressBar
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileSent:
+    sealed: SealedFile
+    file_id: str
+    result: SendResult
+
+
+async def send_file(
+    s: Session,
+    home: Path,
+    path: Path,
+    destination: Destination,
+    caption: str | None,
+    *,
+    user_id: str | None,
+    group: Group | None,
+) -> FileSent:
+    http = s.api.http
+    uploads = PendingUploads(s.ks, home)
+    for old in uploads.expired():
+        await _drop(uploads, http, old)
+    uploads.remove_stray_blobs()
+    try:
+        source = Source.of(path)
+    except FileNotFoundError:
+        raise errors.ClientError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise errors.ClientError(f"{path} is a directory") from None
+    pending, stale = uploads.resumable(source, destination)
+    for old in stale:
+        await _drop(uploads, http, old)
+
+    file_id: str | None = None
+    offset = 0
+    if pending is None:
+        sealed = await asyncio.to_thread(seal_file, path, home)
+        with s.ks.transaction():
+            blob_id = uploads.add(sealed, source, destination)
+    else:
+        sealed, blob_id = pending.sealed, pending.blob_id
+        if pending.file_id is not None:
+            known = await transfer.upload_offset(http, pending.file_id)
+            if known is None:
+                _note("the appliance no longer has the earlier upload; uploading it again")
+            else:
+                file_id, offset = pending.file_id, known
+                total = sealed.blob_size
+                _note(f"resuming upload at {offset / MIB:.1f} MiB of {total / MIB:.1f} MiB")
+    if file_id is None:
+        try:
+            file_id = await transfer.create_upload(http, sealed.blob_size)
+        except errors.ServerError:
+            uploads.drop(blob_id, sealed)  # refused: nothing to resume
+            raise
+        with s.ks.transaction():
+            uploads.set_file_id(blob_id, file_id)
+
+    bar = ProgressBar("uploading", sealed.blob_size)
+    await transfer.upload_from(http, file_id, sealed.blob_path, sealed.blob_size, offset, bar)
+    bar.done()
+    result = await s.device.send_attachment(
+        sealed.pointer(file_id),
+        caption,
+        user_id=user_id,
+        group=group,
+        stored=lambda: uploads.remove(blob_id),  # the pointer is on its way: never resume it
+    )
+    sealed.discard()
+    return FileSent(sealed, file_id, result)
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def _drop(uploads: PendingUploads, http: Http, old: PendingUpload) -> None:
+    uploads.drop(old.blob_id, old.sealed)
+    if old.file_id is not None:
+        await transfer.discard_upload(http, old.file_id)
