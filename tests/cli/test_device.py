@@ -78,6 +78,30 @@ def test_list_approve_reject_revoke(
     assert "IDENTITY KEY" in capsys.readouterr().out
 
 
+def test_revoke_signals_the_server_and_says_when_it_cannot(
+    appliance: Appliance, enrolled: dict[str, Any], caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    org, user = enrolled["org_id"], enrolled["user_id"]
+    signal = appliance.settings().storage.data_dir / "semafore.db-revoked"
+    assert run(appliance, "device", "approve", org, user, "1") == 0
+    assert run(appliance, "device", "approve", org, user, "2") == 0
+    assert not signal.exists()
+    assert run(appliance, "device", "revoke", org, user, "1") == 0
+    assert signal.read_text().strip().isdigit()
+
+    # A signal that cannot be replaced (here a directory in its place): the revocation still
+    # commits, and the operator is told the server will take up to a second.
+    signal.unlink()
+    (signal / "blocker").mkdir(parents=True)
+    assert run(appliance, "device", "revoke", org, user, "2") == 0
+    assert "could not signal the revocation" in caplog.text
+    assert sorted(p.name for p in signal.parent.glob("semafore.db-revoked*")) == [
+        "semafore.db-revoked"
+    ]
+    assert listed(appliance, org, capsys) == [(3, "pending")]
+
+
 def test_errors(appliance: Appliance, enrolled: dict[str, Any],
                 capsys: pytest.CaptureFixture[str]) -> None:
     org, user = enrolled["org_id"], enrolled["user_id"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 from semafore.web.appkeys import SERVICES
+from support.appliance import Appliance, run_semafore
 from support.relay_client import send_body
 
 
@@ -81,6 +84,32 @@ async def test_revoked_device_socket_closes_queue_purged_later_sends_refused(
     status, body = await b2.fetch()
     assert status == 401
     await ws.close()
+
+
+async def test_a_revocation_from_the_cli_refuses_the_very_next_request(
+    relay_env, appliance: Appliance,  # type: ignore[no-untyped-def]
+) -> None:
+    """`semafore device revoke` in another process: no grace period while the server catches up."""
+    world = await relay_env.world([4])
+    (member_id,) = list(world.members)
+    devices = [relay_env.device(c) for c in world.devices(member_id)]
+    sockets = [await d.ws() for d in devices]
+    for device, ws in zip(devices, sockets, strict=True):
+        await ws.until("queue_empty")
+        status, _ = await device.fetch()
+        assert status == 200  # the approval is cached in the server now
+
+    for device, ws in zip(devices, sockets, strict=True):
+        done = await asyncio.to_thread(
+            run_semafore, "device", "revoke", world.org_id, member_id,
+            str(device.address[1]), "--config", str(appliance.config_path),
+        )
+        assert done.returncode == 0, done.stderr
+        status, body = await device.fetch()
+        assert status == 401 and body["code"] == "session_revoked", body
+        message = await ws.ws.receive(timeout=5)
+        assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 4003), message
+        await ws.close()
 
 
 async def test_another_organisation_is_invisible(

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from support.streams import close_stream
+
 
 @dataclass
 class RawResponse:
@@ -47,4 +49,4 @@ async def raw_request(url: str, context: ssl.SSLContext, data: bytes,
             await writer.drain()
             return await read_response(reader)
         finally:
-            writer.close()
+            await close_stream(writer)

@@ -16,6 +16,7 @@ import aiohttp
 from robustness.conftest import Served
 from robustness.rawhttp import open_tls, raw_request
 from support.relay_client import RelayDevice, send_body
+from support.streams import close_stream
 
 BIG = 100_000  # over both limits of the served appliance (64 KiB)
 
@@ -109,7 +110,7 @@ async def hold(kind: str, served: Served, context: ssl.SSLContext, until: float)
                 await asyncio.sleep(0.3)
             await asyncio.sleep(max(0.0, until - time.monotonic()))
     finally:
-        writer.close()
+        await close_stream(writer)
 
 
 async def test_slow_clients_holding_connections_do_not_stop_others(

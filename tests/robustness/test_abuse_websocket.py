@@ -16,6 +16,7 @@ import aiohttp
 from robustness.conftest import Served
 from robustness.rawhttp import open_tls
 from support.relay_client import RelayDevice
+from support.streams import close_stream
 
 FLOOD = 1500
 
@@ -88,7 +89,7 @@ async def test_socket_that_never_reads_slows_nobody_and_is_dropped_without_loss(
             # The heartbeat (2 s) drops the socket that answers no ping.
             while await open_sockets(alice.session, served.url) > 0:
                 await asyncio.sleep(0.25)
-        writer.close()
+        await close_stream(writer)
         listener = await bob.ws()
         async with asyncio.timeout(30):
             while True:
@@ -101,7 +102,7 @@ async def test_socket_that_never_reads_slows_nobody_and_is_dropped_without_loss(
         await listener.close()
         assert len(ids) == FLOOD  # every envelope, once
     finally:
-        writer.close()
+        await close_stream(writer)
         for device in (alice, bob, carol):
             await device.close()
     assert served.process.process.poll() is None

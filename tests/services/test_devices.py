@@ -3,6 +3,7 @@ revocation hooks, cross-process revocation sync, org isolation."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from semafore.services import Conflict, NotFound, RevokedSession, Unauthenticate
 from semafore.services.devices import DeviceService
 from semafore.services.sessions import RefreshRejected
 from semafore.storage import prekeys
+from semafore.storage.revocation_signal import RevocationSignal
 from support.identity import IdentityEnv, approved_device, enrol_device, identity_env
 
 MEMBER = "+447700900002"
@@ -107,9 +109,16 @@ async def test_a_failing_hook_does_not_undo_the_revocation(env: IdentityEnv) -> 
         await env.services.sessions.authenticate(tokens.access_token)
 
 
-async def test_revocation_by_another_process_is_picked_up(env: IdentityEnv) -> None:
+@pytest.mark.parametrize("signal_writable", [True, False])
+async def test_another_process_s_revocation_refuses_the_very_next_request(
+    env: IdentityEnv, signal_writable: bool
+) -> None:
+    """The CLI's revocation is applied before the server's next check: the signal file makes
+    that check read the table. Without the signal, the background sync's read applies it."""
     registration, tokens = await approved_device(env, env.org_id, MEMBER)
     server_devices = env.services.devices
+    if not signal_writable:
+        (RevocationSignal(env.database.path).path / "blocker").mkdir(parents=True)
     await server_devices.start_revocation_sync()
     seen: list[RevokedSession] = []
 
@@ -123,11 +132,28 @@ async def test_revocation_by_another_process_is_picked_up(env: IdentityEnv) -> N
     await cli_devices.revoke(
         env.org_id, registration.user_id, registration.device_id, actor="operator"
     )
-    assert await server_devices.sync_revocations() == 1
-    assert seen == [RevokedSession(registration.user_id, registration.device_id)]
+    if not signal_writable:
+        await env.services.sessions.authenticate(tokens.access_token)  # still cached
+        assert await server_devices.sync_revocations() == 1
     with pytest.raises(Unauthenticated):
         await env.services.sessions.authenticate(tokens.access_token)
+    assert seen == [RevokedSession(registration.user_id, registration.device_id)]
     assert await server_devices.sync_revocations() == 0
+
+
+async def test_concurrent_checks_all_wait_for_the_signalled_revocation(env: IdentityEnv) -> None:
+    registration, tokens = await approved_device(env, env.org_id, MEMBER)
+    await env.services.devices.start_revocation_sync()
+    await env.services.sessions.authenticate(tokens.access_token)
+
+    await DeviceService(env.database, env.clock).revoke(
+        env.org_id, registration.user_id, registration.device_id, actor="operator"
+    )
+    outcomes = await asyncio.gather(
+        *(env.services.sessions.authenticate(tokens.access_token) for _ in range(20)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, Unauthenticated) for o in outcomes), outcomes
 
 
 async def test_in_process_revocations_are_not_announced_twice(env: IdentityEnv) -> None:

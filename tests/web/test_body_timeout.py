@@ -17,6 +17,7 @@ from semafore.web.appkeys import SERVICES
 from semafore.web.portal.security import SIGN_IN_COOKIE, csrf_token
 from support.appliance import Appliance, RunningServer, client_session
 from support.relay_client import RELAY_TEST_CONFIG, RelayDevice, send_body, setup_world
+from support.streams import close_stream
 
 TIMEOUT = 1.0  # server.body_idle_timeout_seconds in these tests
 
@@ -79,7 +80,7 @@ async def stall(env: Env, data: bytes) -> tuple[RawResponse, bytes, float]:
             after = await reader.read()  # b"" once the server has closed the connection
         return response, after, loop.time() - started
     finally:
-        writer.close()
+        await close_stream(writer)
 
 
 def assert_body_timeout(response: RawResponse, after: bytes, elapsed: float) -> None:
@@ -133,7 +134,7 @@ async def test_a_slow_but_steady_body_gets_through(env: Env) -> None:
         async with asyncio.timeout(TIMEOUT * 6):
             response = await read_response(reader)
     finally:
-        writer.close()
+        await close_stream(writer)
     assert response.status == 200, response.body
     status, queued = await env.bob.fetch()
     assert status == 200 and len(queued["messages"]) == 1

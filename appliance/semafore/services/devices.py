@@ -5,8 +5,10 @@ Revocation is one unit of work: the device row goes (and with it, by cascade, it
 refresh tokens and queued messages), its enrolment credentials go, a row in
 ``session_revocations`` and an audit entry are written. After COMMIT the approval cache drops
 the device and every ``on_revoked`` hook runs (the relay closes WebSockets there). Revocations
-committed by another process (the CLI) are picked up by :meth:`DeviceService.sync_revocations`,
-which the server runs every second.
+committed by another process (the CLI) are picked up by :meth:`DeviceService.sync_revocations`:
+the committing process replaces a signal file beside the database, and the server checks that
+file before every per-request check (and every 100 ms for open WebSockets), with a full read of
+the table every second as a backstop.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from semafore.services.errors import Conflict, NotFound
 from semafore.storage import Database, enrolment_store, refresh_tokens
 from semafore.storage import devices as store
 from semafore.storage import members as member_store
+from semafore.storage.revocation_signal import RevocationSignal, Signature
 
 log = logging.getLogger("semafore.devices")
 
@@ -83,6 +86,10 @@ class DeviceService:
         self._generation = 0
         self._last_seq = 0
         self._handled_seqs: set[int] = set()
+        self._signal = RevocationSignal(database.path)
+        self._sync_started = False  # set by start_revocation_sync (the server)
+        self._signal_seen: Signature | None = None
+        self._sync_lock = asyncio.Lock()
 
     # -- lookups (relay) ------------------------------------------------------------------------
 
@@ -170,6 +177,7 @@ class DeviceService:
 
     async def access(self, user_id: str, device_id: int, chain_id: str) -> DeviceAccess | None:
         """The device is approved and the token chain alive; None otherwise. Cached."""
+        await self.catch_up_if_signalled()
         key = (user_id, device_id, chain_id)
         cached = self._access.get(key)
         if cached is not None:
@@ -213,9 +221,15 @@ class DeviceService:
                 del self._access[key]
 
     async def notify_revoked(self, revoked: list[tuple[int, RevokedSession]]) -> None:
-        """After COMMIT: drop cached state, then run every hook (errors are logged)."""
-        for seq, session in revoked:
-            self._handled_seqs.add(seq)
+        """After COMMIT of this process's revocations: tell other processes, apply them here."""
+        if revoked:
+            self._signal.announce(max(seq for seq, _ in revoked))
+        self._handled_seqs.update(seq for seq, _ in revoked)
+        await self._apply(revoked)
+
+    async def _apply(self, revoked: list[tuple[int, RevokedSession]]) -> None:
+        """Drop cached state, then run every hook (errors are logged)."""
+        for _, session in revoked:
             self.forget(session.user_id, session.device_id, session.chain_id)
         for _, session in revoked:
             for hook in list(self.on_revoked):
@@ -226,8 +240,10 @@ class DeviceService:
 
     async def start_revocation_sync(self) -> None:
         """Start from the newest revocation on record (older ones concern nobody now)."""
+        self._signal_seen = self._signal.signature()
         async with self._db.read() as conn:
             self._last_seq = await store.last_revocation_seq(conn)
+        self._sync_started = True
 
     async def sync_revocations(self) -> int:
         """Apply revocations committed by other processes; return how many were new."""
@@ -241,18 +257,48 @@ class DeviceService:
                 continue
             fresh.append((row.seq, RevokedSession(row.user_id, row.device_id, row.chain_id)))
         if fresh:
-            await self.notify_revoked(fresh)
-            for seq, _ in fresh:
-                self._handled_seqs.discard(seq)
+            await self._apply(fresh)
         return len(fresh)
 
-    async def run_revocation_sync(self, interval_seconds: float = 1.0) -> None:
-        """Forever: pick up other processes' revocations (run as a background task)."""
-        await self.start_revocation_sync()
-        while True:
-            await asyncio.sleep(interval_seconds)
-            try:
+    async def catch_up_if_signalled(self) -> None:
+        """If another process signalled a revocation since we last looked, apply it now.
+
+        Every caller that saw the change waits for the one read of the table, so no request
+        answers from the cache until the revocation is applied.
+        """
+        if not self._sync_started:
+            return
+        seen = self._signal.signature()
+        if seen == self._signal_seen:
+            return
+        async with self._sync_lock:
+            if seen != self._signal_seen:
                 await self.sync_revocations()
+                # Only what was seen before the read: a later signal triggers another read.
+                self._signal_seen = seen
+
+    async def run_revocation_sync(
+        self, poll_seconds: float = 0.1, backstop_seconds: float = 1.0
+    ) -> None:
+        """Forever: pick up other processes' revocations (run as a background task).
+
+        The signal file is checked often, so that WebSockets of a device revoked from the CLI
+        close promptly; the table itself is read every ``backstop_seconds`` in case a process
+        could not write the signal.
+        """
+        if not self._sync_started:
+            await self.start_revocation_sync()
+        loop = asyncio.get_running_loop()
+        next_backstop = loop.time() + backstop_seconds
+        while True:
+            await asyncio.sleep(poll_seconds)
+            try:
+                if loop.time() >= next_backstop:
+                    next_backstop = loop.time() + backstop_seconds
+                    async with self._sync_lock:
+                        await self.sync_revocations()
+                else:
+                    await self.catch_up_if_signalled()
             except Exception:
                 log.exception("revocation sync failed")
 
