@@ -600,6 +600,21 @@ class VirtualMachine(Host):
 # --------------------------------------------------------------------------- site settings
 
 
+def offline_venv(
+    venv: Path, wheel_dir: Path, *requirements: str, env: dict | None = None
+) -> None:
+    """A venv with ``requirements`` installed from ``wheel_dir`` alone (no package index)."""
+    run(["python3", "-m", "venv", str(venv)], env=env)
+    run(
+        [
+            str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+            "--no-index", "--find-links", str(wheel_dir), *requirements,
+        ],
+        env=env,
+        timeout=900,
+    )
+
+
 def release_has(bundle: Bundle, *command: str) -> bool:
     """Whether the release in the bundle has a CLI command (checked in a scratch venv)."""
     venv = bundle.root.parent / "probe-venv"
@@ -609,19 +624,8 @@ def release_has(bundle: Bundle, *command: str) -> bool:
         subprocess.run(
             ["tar", "-xf", str(bundle.root / "wheelhouse.tar"), "-C", str(wheels)], check=True
         )
-        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [
-                str(venv / "bin" / "pip"),
-                "install",
-                "-q",
-                "--no-index",
-                "--find-links",
-                str(wheels / "wheelhouse"),
-                "-r",
-                str(wheels / "wheelhouse" / "requirements.lock"),
-            ],
-            check=True,
+        offline_venv(
+            venv, wheels / "wheelhouse", "-r", str(wheels / "wheelhouse" / "requirements.lock")
         )
     result = subprocess.run(
         [str(venv / "bin" / "semafore"), *command, "--help"], capture_output=True, check=False

@@ -142,21 +142,7 @@ def test_bundle_control_node_wheelhouse_installs_ansible_core_2_19(bundle, inven
     venv = tmp_path / "ansible"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
     env.pop("VIRTUAL_ENV", None)
-    hosts.run(["python3", "-m", "venv", str(venv)], env=env)
-    hosts.run(
-        [
-            str(venv / "bin" / "pip"),
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-index",
-            "--find-links",
-            str(control),
-            "ansible-core",
-        ],
-        env=env,
-        timeout=900,
-    )
+    hosts.offline_venv(venv, control, "ansible-core", env=env)
     version = hosts.run([str(venv / "bin" / "ansible"), "--version"], env=env).stdout
     assert re.match(r"ansible \[core 2\.19\.\d+\]", version), version
     assert "python version = 3.11" in version and str(venv) in version, version
