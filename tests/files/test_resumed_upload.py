@@ -99,24 +99,31 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeou
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def held_send(org: Org, relay: Any, source: Path, to: str
+                    ) -> tuple[asyncio.subprocess.Process, str]:
+    """`send-file` through the holding relay, running until the server holds part of the blob;
+    returns the process and the upload's id."""
+    via_relay = CliDevice(org.alice.home, relay.url, org.alice.ca)
+    proc = await via_relay.start("send-file", str(source), to)
+
+    async def part_stored() -> str | None:
+        if proc.returncode is not None:
+            _, err = await proc.communicate()
+            raise AssertionError(f"send-file ended early ({proc.returncode}): {err.decode()}")
+        for file_id, state, _, _ in org.uploads():
+            if state == "uploading" and relay.held.is_set() and org.partial_size(file_id):
+                return str(file_id)
+        return None
+
+    return proc, await eventually(part_stored, "the server to store part of the upload")
+
+
 async def interrupted_send(org: Org, source: Path, to: str) -> tuple[str, int]:
     """`send-file` through the holding relay, SIGKILLed once the server holds part of the blob;
     returns the upload's id and the offset the server committed."""
     assert org.uploads() == [] or all(state == "complete" for _, state, *_ in org.uploads())
     async with holding_relay(int(org.server.port), LET_THROUGH) as relay:
-        via_relay = CliDevice(org.alice.home, relay.url, org.alice.ca)
-        proc = await via_relay.start("send-file", str(source), to)
-
-        async def part_stored() -> str | None:
-            if proc.returncode is not None:
-                _, err = await proc.communicate()
-                raise AssertionError(f"send-file ended early ({proc.returncode}): {err.decode()}")
-            for file_id, state, _, _ in org.uploads():
-                if state == "uploading" and relay.held.is_set() and org.partial_size(file_id):
-                    return str(file_id)
-            return None
-
-        file_id = await eventually(part_stored, "the server to store part of the upload")
+        proc, file_id = await held_send(org, relay, source, to)
         proc.kill()
         await proc.communicate()
         assert proc.returncode == -9
@@ -250,3 +257,30 @@ async def test_a_stale_interrupted_upload_is_dropped_and_the_file_sent_afresh(
     assert pending_of(org.alice) == []
     assert list((org.alice.home / "outgoing").iterdir()) == []
     assert await received_by_bob(org) == expected
+
+
+async def test_the_same_send_file_twice_at_once_sends_the_file_once(org: Org) -> None:
+    """The second run stops with a clear error and touches nothing of the first's upload; once
+    the first has died, the next run continues that upload."""
+    original = os.urandom(FILE_BYTES)
+    source = org.tmp / "minutes.bin"
+    source.write_bytes(original)
+    bob = org.bob.user_id or ""
+    async with holding_relay(int(org.server.port), LET_THROUGH) as relay:
+        first, file_id = await held_send(org, relay, source, bob)
+        second = await org.alice.run("--json", "send-file", str(source), bob)
+        assert second.code == 1, second.err
+        assert "another send-file is sending" in second.err, second.err
+        assert "resuming" not in second.err
+        (pending,) = pending_of(org.alice)
+        assert pending.file_id == file_id and pending.blob_intact()
+        assert [(i, state) for i, state, *_ in org.uploads()] == [(file_id, "uploading")]
+        first.kill()
+        await first.communicate()
+
+    result = await org.alice.ok("--json", "send-file", str(source), bob)
+    assert "resuming upload at" in result.err
+    assert result.json()["file_id"] == file_id
+    assert await received_by_bob(org) == original
+    again = await org.bob.ok("--json", "listen", "--once")
+    assert again.lines() == []  # one pointer message, not two

@@ -47,6 +47,12 @@ class UnknownGroup(ClientError):
     code = "unknown_group"
 
 
+class UploadInProgress(ClientError):
+    """Another `send-file` of the same file to the same destination is running."""
+
+    code = "upload_in_progress"
+
+
 class ServerUnreachable(ClientError):
     code = "network_down"
     exit_code = 6
