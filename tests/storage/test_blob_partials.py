@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from semafore.storage import BlobStore, StorageError, new_blob_id
+from semafore.storage.blobs import WRITE_BUFFER_BYTES
 
 
 async def pieces(*chunks: bytes) -> AsyncIterable[bytes]:
@@ -42,6 +43,19 @@ async def test_append_resume_and_publish(store: BlobStore) -> None:
     assert store.path_for(blob_id).read_bytes() == b"abcDEFGH"
     assert store.partial_size(blob_id) is None
     assert list(store.ids()) == [blob_id] and list(store.partial_ids()) == []
+
+
+async def test_pieces_across_write_runs_land_in_order(store: BlobStore) -> None:
+    # Pieces are gathered into runs of WRITE_BUFFER_BYTES; pieces that straddle a run, fill
+    # one exactly or are larger than one are all written whole and in order.
+    run = WRITE_BUFFER_BYTES
+    chunks = [bytes([n]) * size for n, size in enumerate(
+        [run - 5, 10, run - 5, 3 * run + 7, 1, run // 2]
+    )]
+    total = sum(map(len, chunks))
+    blob_id = new_blob_id()
+    assert await store.append_partial(blob_id, 0, pieces(*chunks), limit=total) == total
+    assert store.partial_path(blob_id).read_bytes() == b"".join(chunks)
 
 
 async def test_too_long_and_failures_cut_back_to_the_offset(store: BlobStore) -> None:

@@ -210,18 +210,24 @@ class BlobStore:
         size = offset
         try:
             await _io(_truncate_at, fd, offset)
-            buffer = bytearray()
+            buffer = memoryview(bytearray(WRITE_BUFFER_BYTES))  # one allocation, reused
+            filled = 0
             async for chunk in chunks:
-                if size + len(buffer) + len(chunk) > limit:
+                if size + filled + len(chunk) > limit:
                     raise StorageError("more bytes than the blob's length", code="blob_too_long")
-                buffer += chunk
-                if len(buffer) >= WRITE_BUFFER_BYTES:
-                    await _io(_write_all, fd, buffer)
-                    size += len(buffer)
-                    buffer.clear()
-            if buffer:
-                await _io(_write_all, fd, buffer)
-                size += len(buffer)
+                data = memoryview(chunk)
+                while data:
+                    taken = min(len(data), WRITE_BUFFER_BYTES - filled)
+                    buffer[filled : filled + taken] = data[:taken]
+                    filled += taken
+                    data = data[taken:]
+                    if filled == WRITE_BUFFER_BYTES:
+                        await _io(_write_all, fd, buffer)
+                        size += filled
+                        filled = 0
+            if filled:
+                await _io(_write_all, fd, buffer[:filled])
+                size += filled
             await _io(os.fsync, fd)
         except BaseException:
             with contextlib.suppress(OSError):

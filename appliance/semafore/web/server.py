@@ -4,8 +4,10 @@ so tests exercise exactly the production server settings."""
 from __future__ import annotations
 
 import asyncio.sslproto
+import contextlib
 import logging
 import ssl
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -28,8 +30,10 @@ ACCESS_LOGGER = "semafore.access"
 # asyncio's TLS transport allocates a read buffer of this size for every connection (256 KiB by
 # default in CPython 3.11). Most of the appliance's connections are idle device WebSockets, so
 # 32 KiB cuts server memory per socket from ~290 KiB to ~77 KiB (10,000 sockets: 2.9 GiB ->
-# 0.8 GiB, docs/performance.md) at the cost of more, smaller reads for large uploads.
+# 0.8 GiB, docs/performance.md). A connection streaming an upload body reads in larger pieces
+# while it does (large_tls_reads below).
 TLS_READ_BUFFER_BYTES = 32 * 1024
+UPLOAD_TLS_READ_BUFFER_BYTES = 256 * 1024
 
 
 log = logging.getLogger("semafore.web")
@@ -88,6 +92,28 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
         keepalive_timeout=KEEPALIVE_TIMEOUT_SECONDS,
         handler_cancellation=False,  # a client hanging up never interrupts a write mid-way
     )
+
+
+@contextlib.contextmanager
+def large_tls_reads(request: web.BaseRequest) -> Iterator[None]:
+    """While the block runs, read this request's TLS connection up to
+    ``UPLOAD_TLS_READ_BUFFER_BYTES`` at a time (one socket read and one body chunk per 16 TLS
+    records rather than 2: a large upload's cost is per chunk); then give the buffer back, so
+    the connection stays as small as an idle one. Other transports are left as they are."""
+    protocol = getattr(request.transport, "_ssl_protocol", None)
+    if not isinstance(protocol, asyncio.sslproto.SSLProtocol) or not hasattr(
+        protocol, "_ssl_buffer"
+    ):
+        yield
+        return
+    protocol.max_size = UPLOAD_TLS_READ_BUFFER_BYTES  # get_buffer() grows the buffer to it
+    try:
+        yield
+    finally:
+        del protocol.max_size  # the class-wide TLS_READ_BUFFER_BYTES again
+        if len(protocol._ssl_buffer) > protocol.max_size:
+            protocol._ssl_buffer = bytearray(protocol.max_size)
+            protocol._ssl_buffer_view = memoryview(protocol._ssl_buffer)
 
 
 async def start_tls_site(

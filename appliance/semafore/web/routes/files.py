@@ -29,6 +29,7 @@ from semafore.web.bodies import json_response, read_json_object
 from semafore.web.device_auth import device_principal
 from semafore.web.metrics import Metrics
 from semafore.web.problems import problem_response
+from semafore.web.server import large_tls_reads
 
 UPLOAD_CONTENT_TYPES = frozenset({"application/offset+octet-stream", "application/octet-stream"})
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
@@ -58,13 +59,14 @@ async def write_upload(request: web.Request) -> web.Response:
     if request.content_type not in UPLOAD_CONTENT_TYPES:
         raise web.HTTPUnsupportedMediaType(text="send the bytes as application/offset+octet-stream")
     body = _Body(request, request.app[SETTINGS].files.upload_idle_timeout_seconds)
-    state = await request.app[FILES].write(
-        principal,
-        request.match_info["file_id"],
-        request.headers.get("Upload-Offset", "0" if request.method == "PUT" else None),
-        body.chunks(),
-        content_length=request.content_length,
-    )
+    with large_tls_reads(request):
+        state = await request.app[FILES].write(
+            principal,
+            request.match_info["file_id"],
+            request.headers.get("Upload-Offset", "0" if request.method == "PUT" else None),
+            body.chunks(),
+            content_length=request.content_length,
+        )
     if body.ended == "idle":
         raise web.HTTPRequestTimeout(
             text=f"no bytes arrived for a while; resume at offset {state.offset}"
