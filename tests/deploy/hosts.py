@@ -8,6 +8,7 @@ loopback. Everything started here is stopped by its PID, and every wait is bound
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,7 +17,9 @@ import signal
 import socket
 import subprocess
 import tarfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -321,6 +324,46 @@ class Host:
 
     def ssh_config(self) -> str:
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def loopback_listener(accept_seconds: float) -> Iterator[tuple[int, list]]:
+    """A port on this host's loopback that records every connection made to it in the next
+    ``accept_seconds``: yields (port, accepted). For "the guest cannot reach the host" checks."""
+    accepted: list = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(accept_seconds)
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    accepted.append(listener.accept())
+
+        thread = threading.Thread(target=accept)
+        thread.start()
+        try:
+            yield listener.getsockname()[1], accepted
+        finally:
+            thread.join(timeout=accept_seconds + 10)
+            for connection, _ in accepted:
+                connection.close()
+
+
+def connect_probe(targets: list[tuple[str, int]], timeout: float) -> str:
+    """A shell command that tries a TCP connection to each target and prints, per target,
+    "CONNECTED" or "refused" with the error."""
+    source = (
+        "import socket\n"
+        f"for target in {targets!r}:\n"
+        "    try:\n"
+        f"        socket.create_connection(target, timeout={timeout}).close()\n"
+        "        print('CONNECTED', target)\n"
+        "    except OSError as e:\n"
+        "        print('refused', target, e.__class__.__name__)\n"
+    )
+    return f"python3 -c {shlex_quote(source)}"
 
 
 def shlex_quote(text: str) -> str:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
-import threading
 import time
 
 import hosts
@@ -213,32 +211,9 @@ def test_container_has_no_network(story):
     assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"], links
     assert c.ssh("ip route show; ip -6 route show").stdout.strip() == ""
 
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
-        accepted = []
-
-        def accept():
-            listener.settimeout(8)
-            try:
-                accepted.append(listener.accept())
-            except OSError:
-                return
-
-        thread = threading.Thread(target=accept)
-        thread.start()
-        probe = (
-            "import socket\n"
-            f"for target in [('127.0.0.1', {port}), ('192.0.2.1', 443), ('10.0.2.2', {port})]:\n"
-            "    try:\n"
-            "        socket.create_connection(target, timeout=3).close()\n"
-            "        print('CONNECTED', target)\n"
-            "    except OSError as e:\n"
-            "        print('refused', target, e.__class__.__name__)\n"
-        )
-        out = c.ssh(f"python3 -c {hosts.shlex_quote(probe)}").stdout
-        thread.join(timeout=15)
+    with hosts.loopback_listener(8) as (port, accepted):
+        targets = [("127.0.0.1", port), ("192.0.2.1", 443), ("10.0.2.2", port)]
+        out = c.ssh(hosts.connect_probe(targets, 3)).stdout
     assert "CONNECTED" not in out, out
     assert not accepted
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 import time
 
 import hosts
@@ -78,38 +76,15 @@ def test_guest_cannot_connect_out(vm):
     """QEMU's gateway 10.0.2.2 stands for the host: without restrict=on a guest connection to
     it reaches a port on the host's loopback. A listener there must never see the guest, and
     the guest's own firewall refuses the attempt as well."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
-        accepted = []
-
-        def accept():
-            listener.settimeout(20)
-            try:
-                accepted.append(listener.accept())
-            except OSError:
-                return
-
-        thread = threading.Thread(target=accept)
-        thread.start()
-        probe = (
-            "import socket\n"
-            f"for target in [('10.0.2.2', {port})]:\n"
-            "    try:\n"
-            "        socket.create_connection(target, timeout=5).close()\n"
-            "        print('CONNECTED', target)\n"
-            "    except OSError as e:\n"
-            "        print('refused', target, e.__class__.__name__)\n"
-        )
+    with hosts.loopback_listener(20) as (port, accepted):
+        probe = hosts.connect_probe([("10.0.2.2", port)], 5)
         # As root with the appliance firewall flushed: the air gap alone must hold.
         out = vm.sudo(
             "nft list ruleset > /root/ruleset.saved && nft flush ruleset && "
-            f"python3 -c {hosts.shlex_quote(probe)}; nft -f /etc/nftables.conf",
+            f"{probe}; nft -f /etc/nftables.conf",
             timeout=120,
         ).stdout
-        with_firewall = vm.ssh(f"python3 -c {hosts.shlex_quote(probe)}", timeout=120).stdout
-        thread.join(timeout=30)
+        with_firewall = vm.ssh(probe, timeout=120).stdout
     assert "CONNECTED" not in out, out
     assert "CONNECTED" not in with_firewall, with_firewall
     assert not accepted
