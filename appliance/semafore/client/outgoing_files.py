@@ -58,29 +58,16 @@ async def send_file(
     for old in stale:
         await _drop(uploads, http, old)
     with contextlib.ExitStack() as held:
-        if pending is not None:
-            held.enter_context(_claim_pending(uploads, pending, path))
-        file_id: str | None = None
-        offset = 0
         if pending is None:
             sealed = await asyncio.to_thread(seal_file, path, home)
-            # Claimed before its row exists: no other run can pick this upload up meanwhile.
-            claim = BlobClaim.take(sealed.blob_path)
-            if claim is None:
-                raise RuntimeError("a blob sealed just now is locked by another process")
-            held.enter_context(claim)
+            held.enter_context(_claim_new(sealed))
             with s.ks.transaction():
                 blob_id = uploads.add(sealed, source, destination)
+            file_id, offset = None, 0
         else:
+            held.enter_context(_claim_pending(uploads, pending, path))
             sealed, blob_id = pending.sealed, pending.blob_id
-            if pending.file_id is not None:
-                known = await transfer.upload_offset(http, pending.file_id)
-                if known is None:
-                    _note("the appliance no longer has the earlier upload; uploading it again")
-                else:
-                    file_id, offset = pending.file_id, known
-                    total = sealed.blob_size
-                    _note(f"resuming upload at {offset / MIB:.1f} MiB of {total / MIB:.1f} MiB")
+            file_id, offset = await _resume_point(http, pending)
         if file_id is None:
             try:
                 file_id = await transfer.create_upload(http, sealed.blob_size)
@@ -102,6 +89,27 @@ async def send_file(
         )
         sealed.discard()
     return FileSent(sealed, file_id, result)
+
+
+async def _resume_point(http: Http, pending: PendingUpload) -> tuple[str | None, int]:
+    """The appliance's upload id and committed offset to continue at; (None, 0): start one."""
+    if pending.file_id is None:
+        return None, 0
+    known = await transfer.upload_offset(http, pending.file_id)
+    if known is None:
+        _note("the appliance no longer has the earlier upload; uploading it again")
+        return None, 0
+    total = pending.sealed.blob_size
+    _note(f"resuming upload at {known / MIB:.1f} MiB of {total / MIB:.1f} MiB")
+    return pending.file_id, known
+
+
+def _claim_new(sealed: SealedFile) -> BlobClaim:
+    """Claimed before its row exists, so no other run can pick this upload up meanwhile."""
+    claim = BlobClaim.take(sealed.blob_path)
+    if claim is None:
+        raise RuntimeError("a blob sealed just now is locked by another process")
+    return claim
 
 
 def _claim_pending(uploads: PendingUploads, pending: PendingUpload, path: Path) -> BlobClaim:
