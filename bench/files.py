@@ -25,7 +25,6 @@ import json
 import os
 import signal
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from bench.relay.appliance import Server, cpu_seconds, init_appliance, memory_kib
+from bench.relay.appliance import (
+    Server,
+    cpu_seconds,
+    init_appliance,
+    memory_kib,
+    py_spy_record,
+)
 from bench.relay.enrol import enrol_devices, operator_members
 from bench.relay.report import machine
 
@@ -105,13 +110,10 @@ def _profiled(output: Path | None, pids: dict[str, int]) -> Iterator[None]:
     if output is None:
         yield
         return
-    py_spy = Path(sys.executable).parent / "py-spy"
     spies = [
-        subprocess.Popen(
-            [str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--threads",
-             "--rate", "200", "--output",
-             str(output if name == "server" else output.with_name(f"{output.name}.{name}"))],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        py_spy_record(
+            pid, output if name == "server" else output.with_name(f"{output.name}.{name}"),
+            "--threads",
         )
         for name, pid in pids.items()
     ]
@@ -229,9 +231,7 @@ def _upload_cpu(server_pid: int, out: dict[str, float], profile: Path | None) ->
 
 def _cpu(pid: int) -> tuple[float, float]:
     """CPU seconds of a process and of its main thread (the event loop)."""
-    task = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
-    utime, stime = task[task.rindex(")") + 2 :].split()[11:13]
-    return cpu_seconds(pid), (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(pid), cpu_seconds(pid, thread=pid)
 
 
 def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:

@@ -161,11 +161,22 @@ def memory_kib(pid: int) -> dict[str, int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU time of a process (from /proc/<pid>/stat)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """user + system CPU time of a process, or of one of its threads (/proc/.../stat)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    stat = Path(path).read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def py_spy_record(pid: int, output: Path, *options: str) -> subprocess.Popen[bytes]:
+    """py-spy (installed beside this interpreter) recording ``pid`` into ``output`` as raw
+    collapsed stacks at 200 Hz; it writes the file when ``--duration`` ends or on SIGINT."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+         "--format", "raw", "--rate", "200", "--output", str(output), *options],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
 
 
 def open_sockets(pid: int) -> int:

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.relay import load
-from bench.relay.appliance import Server, cpu_seconds, init_appliance, memory_kib, open_sockets
+from bench.relay.appliance import (
+    Server,
+    cpu_seconds,
+    init_appliance,
+    memory_kib,
+    open_sockets,
+    py_spy_record,
+)
 from bench.relay.enrol import enrol_devices, operator_members
 from bench.relay.report import machine, percentiles_ms
 
@@ -197,12 +204,7 @@ def _drive(
 def _profiler(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes] | None:
     if args.profile is None:
         return None
-    py_spy = Path(sys.executable).parent / "py-spy"
-    return subprocess.Popen(
-        [str(py_spy), "record", "--pid", str(pid), "--duration", str(int(args.duration)),
-         "--format", "raw", "--output", str(args.profile), "--rate", "200"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    return py_spy_record(pid, args.profile, "--duration", str(int(args.duration)))
 
 
 def _expect(inbox: Any, kind: str, timeout: float) -> Any:

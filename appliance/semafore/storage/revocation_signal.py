@@ -25,8 +25,8 @@ class RevocationSignal:
     def __init__(self, database_path: Path) -> None:
         self.path = database_path.with_name(database_path.name + "-revoked")
 
-    def announce(self, seq: int) -> bool:
-        """Replace the file (content: the newest revocation's seq). False if it could not be."""
+    def announce(self, seq: int) -> None:
+        """Replace the file (content: the newest revocation's seq); warn if it cannot be."""
         temporary = self.path.with_name(f"{self.path.name}.{secrets.token_hex(8)}")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -41,8 +41,6 @@ class RevocationSignal:
                 "it will apply it within a second",
                 exc.strerror or exc,
             )
-            return False
-        return True
 
     def signature(self) -> Signature | None:
         """Identifies the file's current version; None while there is none."""
